@@ -1,0 +1,334 @@
+"""Configuration: one YAML file plus ``TCOWATCH_*`` environment overrides, validated at start.
+
+Error contract: ``load_config`` returns a valid ``Config`` or raises ``ConfigError`` whose
+``problems`` list every problem found, each prefixed with its key path
+(``collectors.nvml.interval: expected a duration like "15s", got "fast"``). It never raises
+anything else for bad input. The CLI prints the problems and exits with code 2.
+
+Environment overrides: ``TCOWATCH_<SECTION>__<KEY>=value`` sets ``section.key`` (double
+underscore between levels, case-insensitive); the value is read as YAML, so numbers, booleans
+and JSON lists work (``TCOWATCH_WEB__PORT=9090``, ``TCOWATCH_COLLECTORS__NVML__ENABLED=false``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from daemon.durations import format_duration, parse_duration
+from rules.base import RuleConfigError, load_rule_class
+
+ENV_PREFIX = "TCOWATCH_"
+DEFAULT_CONFIG_FILE = "tcowatch.yaml"
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``problems`` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.source = source
+        self.problems = problems
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreConfig(_Section):
+    """Where the data lives."""
+
+    url: str | None = None
+    """SQLAlchemy URL or SQLite file path; default ``tcowatch.db`` beside the config file."""
+    busy_timeout: Duration = timedelta(seconds=5)
+    """SQLite only: how long a writer waits for a lock before failing."""
+
+
+class WebConfig(_Section):
+    """The board, JSON API and ``/metrics``."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    external_url: str = ""
+    """Base URL people reach the board at, used in alert links; default ``http://host:port``."""
+
+
+class NvmlConfig(_Section):
+    """Local GPUs through NVML."""
+
+    enabled: bool = True
+    interval: Duration = timedelta(seconds=15)
+    retry_backoff: Duration = timedelta(seconds=60)
+    node: str | None = None
+    """Node name to report; default: the host name."""
+
+
+class SimulatedConfig(_Section):
+    """A deterministic simulated fleet (demo, benchmarks, trying rules)."""
+
+    enabled: bool = False
+    interval: Duration = timedelta(seconds=15)
+    nodes: int = Field(default=4, ge=1, le=1024)
+    gpus_per_node: int = Field(default=4, ge=1, le=16)
+    seed: int = 42
+    idle_gpus: int | None = Field(default=None, ge=0)
+    """How many GPUs sit idle while holding memory; default about one in eight."""
+
+
+class CollectorsConfig(_Section):
+    """GPU and inference sources."""
+
+    nvml: NvmlConfig = NvmlConfig()
+    simulated: SimulatedConfig = SimulatedConfig()
+
+
+class IdleConfig(_Section):
+    """The one definition of an idle GPU (see README, "Idle")."""
+
+    utilization_below: float = Field(default=0.05, ge=0, le=1)
+    power_below_ratio: float = Field(default=0.3, ge=0, le=1)
+
+
+class RuleConfig(_Section):
+    """One alerting rule: a built-in ``kind`` with ``params``, Prometheus-style timing."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    keep_firing_for: Duration = timedelta(0)
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _params_fit_kind(self) -> RuleConfig:
+        try:
+            rule_class = load_rule_class(self.kind)
+        except KeyError as exc:
+            raise ValueError(f"kind: {exc.args[0]}") from None
+        try:
+            rule_class(self.params)
+        except RuleConfigError as exc:
+            raise ValueError(f"params.{exc.path}: {exc.message}") from None
+        return self
+
+
+def default_rules() -> list[RuleConfig]:
+    """The rules used when the config names none."""
+    return [
+        RuleConfig.model_validate(
+            {
+                "name": "GpuIdle",
+                "kind": "gpu_idle",
+                "for": "10m",
+                "params": {"window": "10m"},
+                "labels": {"severity": "warning"},
+                "annotations": {
+                    "summary": "GPU {{ labels.gpu }} on {{ labels.node }} idle while holding "
+                    "memory ({{ value | percent }} busy)",
+                },
+            }
+        )
+    ]
+
+
+class ChannelConfig(_Section):
+    """A notification channel. Its URL and secret are secrets: never printed or logged."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    type: Literal["webhook"] = "webhook"
+    url: SecretStr
+    secret: SecretStr | None = None
+    """HMAC-SHA256 signing key for the ``X-Tcowatch-Signature`` header."""
+    timeout: Duration = timedelta(seconds=10)
+    send_resolved: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: SecretStr) -> SecretStr:
+        if not re.match(r"^https?://[^\s/]+", value.get_secret_value()):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+
+class NotifyConfig(_Section):
+    """The notification outbox."""
+
+    flush_interval: Duration = timedelta(seconds=10)
+    max_attempts: int = Field(default=12, ge=1)
+    receiver: str = "tcowatch"
+    """Receiver name put in webhook payloads."""
+
+
+class Config(_Section):
+    """The whole configuration. Every key is listed in the README's reference."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    store: StoreConfig = StoreConfig()
+    web: WebConfig = WebConfig()
+    collectors: CollectorsConfig = CollectorsConfig()
+    idle: IdleConfig = IdleConfig()
+    evaluation_interval: Duration = timedelta(seconds=30)
+    rules: list[RuleConfig] = Field(default_factory=default_rules)
+    notify: NotifyConfig = NotifyConfig()
+    channels: list[ChannelConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        for what, names in (
+            ("rules", [r.name for r in self.rules]),
+            ("channels", [c.name for c in self.channels]),
+        ):
+            seen: set[str] = set()
+            for name in names:
+                if name in seen:
+                    raise ValueError(f"{what}: name {name!r} is used twice")
+                seen.add(name)
+        return self
+
+
+def _format_error(loc: tuple[int | str, ...], message: str, raw: Mapping[str, Any]) -> str:
+    path = ".".join("for" if part == "for_" else str(part) for part in loc)
+    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if message == "Extra inputs are not permitted":
+        message = "unknown key"
+    if message.startswith(("kind:", "params.")) or (": " in message and not path):
+        sub, _, rest = message.partition(": ")
+        path = f"{path}.{sub}" if path else sub
+        message = rest
+    return f"{path}: {message}" if path else message
+
+
+def _set_path(target: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = target
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[keys[-1]] = value
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn ``TCOWATCH_A__B=v`` variables into a nested mapping ``{"a": {"b": v}}``."""
+    result: dict[str, Any] = {}
+    for name, text in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name.startswith(f"{ENV_PREFIX}TEST_"):
+            continue
+        keys = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        if not keys or keys[0] not in Config.model_fields:
+            continue
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        _set_path(result, keys, value)
+    return result
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; ``ConfigError`` names the file, line and column of a syntax error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), [f"{where}invalid YAML: {problem}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), ["the top level must be a mapping of keys"])
+    return data
+
+
+def validate(data: Mapping[str, Any], source: str) -> Config:
+    """Validate a raw mapping; ``ConfigError`` lists every problem by key path."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [_format_error(err["loc"], err["msg"], data) for err in exc.errors()]
+        raise ConfigError(source, problems) from None
+
+
+def load_config(
+    path: Path | None, environ: Mapping[str, str] | None = None
+) -> tuple[Config, Path]:
+    """Load ``path`` (or ``tcowatch.yaml`` if it exists) plus environment overrides.
+
+    Returns the config and the file it came from (or would have: the database default sits
+    beside it). An explicitly named file that does not exist is an error.
+    """
+    environ = os.environ if environ is None else environ
+    explicit = path is not None
+    config_path = path if path is not None else Path(DEFAULT_CONFIG_FILE)
+    data: dict[str, Any] = {}
+    if config_path.exists():
+        data = read_yaml(config_path)
+    elif explicit:
+        raise ConfigError(str(config_path), ["file not found"])
+    data = _merge(data, env_overrides(environ))
+    source = str(config_path) if config_path.exists() else "defaults"
+    return validate(data, source), config_path
+
+
+def effective_config_yaml(config: Config) -> str:
+    """The effective configuration as YAML with every secret masked."""
+    dumped = config.model_dump(mode="json", by_alias=True)
+    return yaml.safe_dump(dumped, sort_keys=False, allow_unicode=True)
+
+
+def config_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
+    """Every key path of the configuration (lists contribute their item keys), for the docs."""
+    keys: list[str] = []
+    for name, info in model.model_fields.items():
+        key = f"{prefix}{info.alias or name}"
+        keys.append(key)
+        annotation = info.annotation
+        args = getattr(annotation, "__args__", ())
+        inner = args[0] if args else annotation
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            keys.extend(config_keys(inner, f"{key}[]." if args else f"{key}."))
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(config_keys(annotation, f"{key}."))
+    return keys

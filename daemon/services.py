@@ -1,0 +1,34 @@
+"""What the process hands to its faces (board, JSON API, /metrics): one object, built by the CLI.
+
+The web app reads everything through ``Services``; it never calls collectors or builds engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
+
+from daemon.state import LiveState
+
+
+@dataclass
+class Services:
+    """The process's shared parts.
+
+    ``readiness`` returns the list of problems that make the process not ready (empty = ready);
+    it must not raise. ``now`` is the process clock (the demo clock runs fast).
+    """
+
+    engine: Engine
+    state: LiveState
+    registry: CollectorRegistry
+    now: Callable[[], datetime]
+    readiness: Callable[[], list[str]]
+    title: str = "tcowatch"
+    demo: bool = False
+    lifespans: list[Callable[..., object]] = field(default_factory=list)
+    """Async context-manager factories taking the Litestar app (scheduler start/stop)."""

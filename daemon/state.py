@@ -1,0 +1,143 @@
+"""The live, in-memory view of the process: latest samples, collector health, alert counts.
+
+Jobs write it; the ``/metrics`` exporter and the board read it. Reading never does I/O, so a
+scrape costs nothing but a copy. Every method is thread-safe (jobs run in worker threads).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from collectors.base import GpuSample, ModelSample
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorStatus:
+    """Health of one collector as of its last cycle."""
+
+    name: str
+    up: bool
+    reason: str = ""
+    last_attempt: datetime | None = None
+    last_success: datetime | None = None
+    duration_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """One active (pending or firing) alert instance as the board and exporter show it."""
+
+    fingerprint: str
+    alertname: str
+    state: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    active_at: datetime
+    value: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveView:
+    """An immutable copy of the live state, safe to read without the lock."""
+
+    gpus: dict[str, GpuSample]
+    down_gpus: frozenset[str]
+    idle_gpus: frozenset[str]
+    models: dict[tuple[str, str, str], ModelSample]
+    collectors: dict[str, CollectorStatus]
+    alerts: tuple[AlertView, ...]
+    job_failures: dict[str, int]
+    notifications: dict[tuple[str, str], int]
+    outbox_pending: int
+    rule_names: tuple[str, ...]
+
+
+@dataclass
+class LiveState:
+    """Mutable live state; see the module docstring."""
+
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _gpus: dict[str, GpuSample] = field(default_factory=dict)
+    _down: set[str] = field(default_factory=set)
+    _idle: set[str] = field(default_factory=set)
+    _models: dict[tuple[str, str, str], ModelSample] = field(default_factory=dict)
+    _collectors: dict[str, CollectorStatus] = field(default_factory=dict)
+    _alerts: tuple[AlertView, ...] = ()
+    _job_failures: Counter[str] = field(default_factory=Counter)
+    _notifications: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _outbox_pending: int = 0
+    _rule_names: tuple[str, ...] = ()
+
+    def record_samples(
+        self, gpus: tuple[GpuSample, ...], models: tuple[ModelSample, ...], down: tuple[str, ...]
+    ) -> None:
+        """Replace the latest reading of each GPU and model seen in one collection cycle."""
+        with self._lock:
+            for gpu in gpus:
+                self._gpus[gpu.uuid] = gpu
+                self._down.discard(gpu.uuid)
+            self._down.update(down)
+            for model in models:
+                self._models[(model.node, model.model, model.instance)] = model
+
+    def record_collector(self, status: CollectorStatus) -> None:
+        """Store the outcome of a collector cycle, keeping the last success time on failure."""
+        with self._lock:
+            previous = self._collectors.get(status.name)
+            if not status.up and previous is not None and status.last_success is None:
+                status = replace(status, last_success=previous.last_success)
+            self._collectors[status.name] = status
+
+    def set_idle(self, uuids: set[str]) -> None:
+        """Replace the set of GPUs currently classified idle."""
+        with self._lock:
+            self._idle = set(uuids)
+
+    def set_alerts(self, alerts: tuple[AlertView, ...]) -> None:
+        """Replace the active alerts after an evaluation."""
+        with self._lock:
+            self._alerts = alerts
+
+    def set_rule_names(self, names: tuple[str, ...]) -> None:
+        """Remember the configured alert names so zero-valued series can be exported."""
+        with self._lock:
+            self._rule_names = names
+
+    def count_job_failure(self, job: str) -> None:
+        """Count one failed run of ``job``."""
+        with self._lock:
+            self._job_failures[job] += 1
+
+    def ensure_job(self, job: str) -> None:
+        """Make ``job`` appear in the failure counter with 0 before any failure."""
+        with self._lock:
+            self._job_failures[job] += 0
+
+    def count_notification(self, channel: str, outcome: str) -> None:
+        """Count one delivery attempt of ``channel`` ending in ``outcome``."""
+        with self._lock:
+            self._notifications[(channel, outcome)] += 1
+
+    def set_outbox_pending(self, pending: int) -> None:
+        """Store how many outbox rows wait to be sent."""
+        with self._lock:
+            self._outbox_pending = pending
+
+    def view(self) -> LiveView:
+        """Return an immutable copy of everything."""
+        with self._lock:
+            return LiveView(
+                gpus=dict(self._gpus),
+                down_gpus=frozenset(self._down),
+                idle_gpus=frozenset(self._idle),
+                models=dict(self._models),
+                collectors=dict(self._collectors),
+                alerts=self._alerts,
+                job_failures=dict(self._job_failures),
+                notifications=dict(self._notifications),
+                outbox_pending=self._outbox_pending,
+                rule_names=self._rule_names,
+            )

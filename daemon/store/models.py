@@ -1,0 +1,231 @@
+"""SQLModel tables of the store.
+
+Schema changes go through Alembic migrations in ``daemon/store/migrations`` only; nothing here
+calls ``create_all``. Money columns are ``Numeric`` and read back as ``Decimal``. Timestamps are
+aware UTC datetimes (SQLModel's ``UTCDateTime`` column type rejects naive ones and reads
+back aware UTC on SQLite and PostgreSQL alike); use ``as_utc`` to normalise an input.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Numeric, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+MONEY = Numeric(20, 8, asdecimal=True)
+"""Column type of every money amount: exact decimal, 12 integer and 8 fractional digits."""
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime; a naive value is taken to be UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class Node(SQLModel, table=True):
+    """A machine that hosts GPUs (or the simulator's stand-in for one)."""
+
+    __tablename__ = "node"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=255, unique=True, index=True)
+    first_seen: datetime
+    last_seen: datetime
+
+
+class Gpu(SQLModel, table=True):
+    """A GPU, keyed by its UUID (NVML indexes change with PCI order; UUIDs do not)."""
+
+    __tablename__ = "gpu"
+
+    uuid: str = Field(primary_key=True, max_length=96)
+    node_id: int = Field(foreign_key="node.id", index=True)
+    index: int
+    name: str = Field(max_length=255)
+    memory_total_bytes: int | None = Field(default=None, sa_column=Column(BigInteger))
+    first_seen: datetime
+    last_seen: datetime
+
+
+class GpuRollup(SQLModel, table=True):
+    """Per-GPU aggregate over one bucket (``resolution_seconds`` 60 = per minute)."""
+
+    __tablename__ = "gpu_rollup"
+    __table_args__ = (
+        UniqueConstraint("gpu_uuid", "resolution_seconds", "bucket_start", name="uq_gpu_rollup"),
+        Index("ix_gpu_rollup_bucket", "resolution_seconds", "bucket_start"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    gpu_uuid: str = Field(foreign_key="gpu.uuid", max_length=96)
+    resolution_seconds: int = 60
+    bucket_start: datetime
+    samples: int
+    avg_utilization_ratio: float | None = None
+    max_utilization_ratio: float | None = None
+    avg_memory_used_bytes: float | None = None
+    avg_power_watts: float | None = None
+    energy_joules: float | None = None
+    idle_seconds: float = 0.0
+
+
+class InferenceRollup(SQLModel, table=True):
+    """Per model instance aggregate over one bucket: counter deltas, resets handled."""
+
+    __tablename__ = "inference_rollup"
+    __table_args__ = (
+        UniqueConstraint(
+            "node",
+            "model",
+            "instance",
+            "resolution_seconds",
+            "bucket_start",
+            name="uq_inference_rollup",
+        ),
+        Index("ix_inference_rollup_bucket", "resolution_seconds", "bucket_start"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    node: str = Field(max_length=255)
+    model: str = Field(max_length=255)
+    instance: str = Field(max_length=255)
+    resolution_seconds: int = 60
+    bucket_start: datetime
+    prompt_tokens: float = 0.0
+    generation_tokens: float = 0.0
+    cache_queries: float = 0.0
+    cache_hits: float = 0.0
+    requests: float = 0.0
+    gpu_uuids: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class Alert(SQLModel, table=True):
+    """State of one alert instance (one label set), persisted so a restart keeps ``for``."""
+
+    __tablename__ = "alert"
+
+    fingerprint: str = Field(primary_key=True, max_length=16)
+    alertname: str = Field(max_length=255, index=True)
+    labels: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
+    annotations: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
+    state: str = Field(max_length=16, index=True)
+    value: float | None = None
+    active_at: datetime
+    fired_at: datetime | None = None
+    resolved_at: datetime | None = None
+    keep_firing_since: datetime | None = None
+    last_sent_at: datetime | None = None
+    last_evaluated_at: datetime | None = None
+
+
+class Outbox(SQLModel, table=True):
+    """One notification to send; the row exists before any attempt is made."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=255, index=True)
+    group_key: str = Field(max_length=1024)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    """``pending`` (to send), ``sent``, or ``failed`` (permanent error or out of attempts)."""
+    attempts: int = 0
+    created_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=2000)
+
+
+class ChannelState(SQLModel, table=True):
+    """Delivery health of one notification channel, shown on the board."""
+
+    __tablename__ = "channel_state"
+
+    name: str = Field(primary_key=True, max_length=255)
+    disabled: bool = False
+    last_success_at: datetime | None = None
+    last_error_at: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=2000)
+
+
+class Rollback(SQLModel, table=True):
+    """A model or service rollback, with its restore SLA clock."""
+
+    __tablename__ = "rollback"
+
+    id: int | None = Field(default=None, primary_key=True)
+    service: str = Field(max_length=255, index=True)
+    from_version: str = Field(max_length=255)
+    to_version: str = Field(max_length=255)
+    reason: str = Field(default="", max_length=2000)
+    started_at: datetime
+    restored_at: datetime | None = None
+    sla_target_seconds: int = 4 * 3600
+    created_by: str = Field(default="", max_length=255)
+
+
+class DebtItem(SQLModel, table=True):
+    """A technical-debt card with what it costs per month."""
+
+    __tablename__ = "debt_item"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=500)
+    status: str = Field(default="backlog", max_length=32, index=True)
+    owner: str = Field(default="", max_length=255)
+    severity: str = Field(default="medium", max_length=32)
+    monthly_cost: Decimal = Field(default=Decimal("0"), sa_column=Column(MONEY, nullable=False))
+    currency: str = Field(default="USD", max_length=3)
+    due_date: datetime | None = None
+    created_at: datetime
+    source_fingerprint: str | None = Field(default=None, max_length=16)
+
+
+class Anomaly(SQLModel, table=True):
+    """A cost anomaly: what was expected, what came, and the dimensions that explain it."""
+
+    __tablename__ = "anomaly"
+
+    id: int | None = Field(default=None, primary_key=True)
+    series_key: str = Field(max_length=1024, index=True)
+    day: datetime
+    expected_cost: Decimal = Field(sa_column=Column(MONEY, nullable=False))
+    actual_cost: Decimal = Field(sa_column=Column(MONEY, nullable=False))
+    impact: Decimal = Field(sa_column=Column(MONEY, nullable=False))
+    currency: str = Field(max_length=3)
+    root_causes: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    status: str = Field(default="open", max_length=32)
+    created_at: datetime
+
+
+class CostRecord(SQLModel, table=True):
+    """One billing line in FOCUS 1.2 columns (snake_case), from any source."""
+
+    __tablename__ = "cost_record"
+    __table_args__ = (
+        UniqueConstraint("source", "row_key", name="uq_cost_record_row"),
+        Index("ix_cost_record_period", "source", "charge_period_start"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=255)
+    import_batch: str = Field(max_length=64)
+    row_key: str = Field(max_length=128)
+    provider: str = Field(max_length=255)
+    billed_cost: Decimal = Field(sa_column=Column(MONEY, nullable=False))
+    effective_cost: Decimal | None = Field(default=None, sa_column=Column(MONEY))
+    list_cost: Decimal | None = Field(default=None, sa_column=Column(MONEY))
+    billing_currency: str = Field(max_length=3)
+    charge_period_start: datetime
+    charge_period_end: datetime
+    service_name: str | None = Field(default=None, max_length=255)
+    service_category: str | None = Field(default=None, max_length=64)
+    resource_id: str | None = Field(default=None, max_length=1024)
+    region_id: str | None = Field(default=None, max_length=64)
+    sku_id: str | None = Field(default=None, max_length=255)
+    consumed_quantity: Decimal | None = Field(default=None, sa_column=Column(Numeric(28, 10)))
+    consumed_unit: str | None = Field(default=None, max_length=64)
+    tags: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
