@@ -34,6 +34,7 @@ from pydantic import (
 
 from daemon.durations import format_duration, parse_duration
 from rules.base import RuleConfigError, load_rule_class
+from rules.templating import template_error
 
 ENV_PREFIX = "TCOWATCH_"
 DEFAULT_CONFIG_FILE = "tcowatch.yaml"
@@ -135,6 +136,11 @@ class RuleConfig(_Section):
             rule_class(self.params)
         except RuleConfigError as exc:
             raise ValueError(f"params.{exc.path}: {exc.message}") from None
+        for section, templates in (("labels", self.labels), ("annotations", self.annotations)):
+            for key, template in templates.items():
+                problem = template_error(template)
+                if problem is not None:
+                    raise ValueError(f"{section}.{key}: {problem}")
         return self
 
 
@@ -146,7 +152,13 @@ def default_rules() -> list[RuleConfig]:
                 "name": "GpuIdle",
                 "kind": "gpu_idle",
                 "for": "10m",
-                "params": {"window": "10m"},
+                "params": {
+                    "window": "10m",
+                    "utilization_below": 0.05,
+                    "power_below_ratio": 0.3,
+                    "min_memory_used_bytes": 1073741824,
+                    "min_minutes": 3,
+                },
                 "labels": {"severity": "warning"},
                 "annotations": {
                     "summary": "GPU {{ labels.gpu }} on {{ labels.node }} idle while holding "
@@ -217,7 +229,9 @@ def _format_error(loc: tuple[int | str, ...], message: str, raw: Mapping[str, An
     message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if message == "Extra inputs are not permitted":
         message = "unknown key"
-    if message.startswith(("kind:", "params.")) or (": " in message and not path):
+    if message.startswith(("kind:", "params.", "labels.", "annotations.")) or (
+        ": " in message and not path
+    ):
         sub, _, rest = message.partition(": ")
         path = f"{path}.{sub}" if path else sub
         message = rest

@@ -60,14 +60,11 @@ class IdlePolicy:
             return False
         if inference_tokens is not None and inference_tokens > 0:
             return False
-        if (
-            power_watts is not None
-            and power_limit_watts is not None
-            and power_limit_watts > 0
-            and power_watts >= self.power_below_ratio * power_limit_watts
-        ):
-            return False
-        return True
+        if power_watts is None or power_limit_watts is None or math.isnan(power_watts):
+            return True
+        if not power_limit_watts > 0:  # unknown or NaN limit: no corroboration possible
+            return True
+        return power_watts < self.power_below_ratio * power_limit_watts
 
 
 DEFAULT_IDLE_POLICY = IdlePolicy()

@@ -27,7 +27,8 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import Template, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -109,12 +110,11 @@ def bytes_(value: Any) -> str:
     size = abs(size)
     if size < 1024:
         return f"{sign}{size:.0f} B"
-    unit = _BYTE_UNITS[0]
-    for unit in _BYTE_UNITS:
+    for unit in _BYTE_UNITS[:-1]:
         size /= 1024
         if size < 1024:
-            break
-    return f"{sign}{size:.1f} {unit}"
+            return f"{sign}{size:.1f} {unit}"
+    return f"{sign}{size / 1024:.1f} {_BYTE_UNITS[-1]}"
 
 
 class _GuardedSandbox(ImmutableSandboxedEnvironment):
