@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import secrets
+import signal
 import socket
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from typing import Any
 from daemon.clock import Clock, ScaledClock, SystemClock
 from daemon.config import Config, ConfigError, effective_config_yaml, load_config
 from daemon.exporter import build_registry
-from daemon.jobs import JobRunner, Pipeline
+from daemon.jobs import JobRunner
 from daemon.process import build_pipeline
 from daemon.scheduler import build_scheduler, scheduler_lifespan
 from daemon.services import Services
@@ -99,8 +100,11 @@ def _setup_logging(level: str) -> None:
         stream=sys.stderr,
         force=True,
     )
-    for noisy in ("apscheduler", "alembic", "httpx", "uvicorn.access"):
+    for noisy in ("alembic", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
+    # Our JobRunner logs job failures; APScheduler's own notes (a run skipped because the
+    # previous one still runs) are expected under a fast demo clock.
+    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, getattr(logging, level)))
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -162,17 +166,28 @@ def serve(
     app = create_app(services)
     print(f"tcowatch: board on http://{host}:{port}  (database {masked(db_url)})", file=sys.stderr)
     if demo:
-        print(
-            f"tcowatch: demo clock at {speed:g}x; Ctrl-C stops", file=sys.stderr, flush=True
-        )
+        print(f"tcowatch: demo clock at {speed:g}x; Ctrl-C stops", file=sys.stderr, flush=True)
     server = uvicorn.Server(
-        uvicorn.Config(
-            app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5
-        )
+        uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
     )
-    server.run()
-    engine.dispose()
+    # uvicorn handles SIGINT/SIGTERM itself (graceful shutdown), then re-raises the signal it
+    # caught; these handlers make that re-raise a no-op so a requested stop exits 0.
+    previous = {sig: signal.signal(sig, _note_stop_signal) for sig in STOP_SIGNALS}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        engine.dispose()
+    logger.info("stopped")
     return EXIT_OK
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _note_stop_signal(signum: int, _frame: object) -> None:
+    logger.debug("received %s after shutdown", signal.Signals(signum).name)
 
 
 def _scheduler_problems(scheduler: Any) -> list[str]:
@@ -255,9 +270,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     finally:
         collector.close()
     if args.json:
-        rows = [
-            {**asdict(gpu), "timestamp": gpu.timestamp.isoformat()} for gpu in snapshot.gpus
-        ]
+        rows = [{**asdict(gpu), "timestamp": gpu.timestamp.isoformat()} for gpu in snapshot.gpus]
         print(json.dumps({"gpus": rows, "down": list(snapshot.down_gpus)}, indent=2))
     else:
         _print_gpu_table(snapshot.gpus, snapshot.down_gpus)
@@ -281,7 +294,10 @@ def _print_gpu_table(gpus: Sequence[Any], down: Sequence[str]) -> None:
             gpu.uuid,
             gpu.name,
             fmt(None if gpu.utilization_ratio is None else gpu.utilization_ratio * 100, "{:.0f}%"),
-            fmt(None if gpu.memory_used_bytes is None else gpu.memory_used_bytes / 2**30, "{:.1f} GiB"),
+            fmt(
+                None if gpu.memory_used_bytes is None else gpu.memory_used_bytes / 2**30,
+                "{:.1f} GiB",
+            ),
             fmt(gpu.power_watts, "{:.0f} W"),
             fmt(gpu.energy_joules, "{:.0f} J"),
             fmt(gpu.temperature_celsius, "{:.0f} °C"),

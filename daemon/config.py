@@ -305,9 +305,7 @@ def validate(data: Mapping[str, Any], source: str) -> Config:
         raise ConfigError(source, problems) from None
 
 
-def load_config(
-    path: Path | None, environ: Mapping[str, str] | None = None
-) -> tuple[Config, Path]:
+def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> tuple[Config, Path]:
     """Load ``path`` (or ``tcowatch.yaml`` if it exists) plus environment overrides.
 
     Returns the config and the file it came from (or would have: the database default sits

@@ -53,7 +53,7 @@ class JobRunner:
         """Run ``job(now)``; return whether it succeeded."""
         try:
             job(now)
-        except Exception as exc:  # noqa: BLE001 - the job boundary: nothing may escape
+        except Exception as exc:
             cause = f"{type(exc).__name__}: {exc}"
             self.state.count_job_failure(name)
             if self._last_error.get(name) != cause:
@@ -175,7 +175,9 @@ class Pipeline:
                 ctx = RuleContext(
                     now=now,
                     window=configured.rule.window,
-                    gpus=gpu_windows(session, since=since, down=view.down_gpus, power_limits=limits),
+                    gpus=gpu_windows(
+                        session, since=since, down=view.down_gpus, power_limits=limits
+                    ),
                 )
                 self._evaluate_rule(session, configured, ctx, now)
             session.flush()
@@ -200,7 +202,10 @@ class Pipeline:
         self, session: Session, configured: ConfiguredRule, ctx: RuleContext, now: datetime
     ) -> None:
         spec = configured.spec
-        rows = {a.fingerprint: a for a in session.exec(select(Alert).where(Alert.alertname == spec.name))}
+        rows = {
+            a.fingerprint: a
+            for a in session.exec(select(Alert).where(Alert.alertname == spec.name))
+        }
         previous = {fp: _to_instance(row) for fp, row in rows.items()}
         try:
             current, transitions = step(spec, previous, configured.rule.evaluate(ctx), now)

@@ -120,18 +120,26 @@ def gpu_windows(
             InferenceRollup.resolution_seconds == 60, col(InferenceRollup.bucket_start) >= since
         )
     ):
-        tokens = inference.prompt_tokens + inference.generation_tokens
-        tokens_by_node[inference.node] += tokens
+        processed = inference.prompt_tokens + inference.generation_tokens
+        tokens_by_node[inference.node] += processed
         for uuid in inference.gpu_uuids or []:
-            tokens_by_gpu[uuid] += tokens
+            tokens_by_gpu[uuid] += processed
             mapped.add(uuid)
     windows: list[GpuWindow] = []
     for gpu, node in inventory:
         rows = rollups.get(gpu.uuid, [])
-        util = [(r.avg_utilization_ratio, r.samples) for r in rows if r.avg_utilization_ratio is not None]
+        util = [
+            (r.avg_utilization_ratio, r.samples)
+            for r in rows
+            if r.avg_utilization_ratio is not None
+        ]
         maxes = [r.max_utilization_ratio for r in rows if r.max_utilization_ratio is not None]
         power = [(r.avg_power_watts, r.samples) for r in rows if r.avg_power_watts is not None]
-        memory = [(r.avg_memory_used_bytes, r.samples) for r in rows if r.avg_memory_used_bytes is not None]
+        memory = [
+            (r.avg_memory_used_bytes, r.samples)
+            for r in rows
+            if r.avg_memory_used_bytes is not None
+        ]
         if gpu.uuid in mapped:
             tokens: float | None = tokens_by_gpu[gpu.uuid]
         else:

@@ -159,10 +159,10 @@ class MinuteBuffer:
         tokens_by_node: dict[str, float] = defaultdict(float)
         mapped: set[str] = set()
         for model in models:
-            tokens = model.prompt_tokens + model.generation_tokens
-            tokens_by_node[model.node] += tokens
+            processed = model.prompt_tokens + model.generation_tokens
+            tokens_by_node[model.node] += processed
             for uuid in model.gpu_uuids:
-                tokens_by_gpu[uuid] += tokens
+                tokens_by_gpu[uuid] += processed
                 mapped.add(uuid)
         rows: list[GpuMinute] = []
         for uuid, series in samples.items():

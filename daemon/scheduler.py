@@ -13,11 +13,15 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from daemon.jobs import JobRunner, JobSpec
 
 logger = logging.getLogger(__name__)
+
+MIN_INTERVAL_SECONDS = 0.2
+"""Fastest a job runs in wall time, whatever the demo speed."""
 
 
 def build_scheduler(
@@ -32,9 +36,13 @@ def build_scheduler(
     ``misfire_grace_time`` is half the interval (at least 1 s): a run delayed by a busy pool
     still happens, one delayed past that is skipped and the next tick catches up (coalesce).
     """
-    scheduler = AsyncIOScheduler(timezone="UTC")
+    # Sync jobs run on APScheduler's own thread pool (not the loop's) so that shutdown can wait
+    # for a running job to finish instead of cancelling it under the loop.
+    scheduler = AsyncIOScheduler(
+        timezone="UTC", executors={"default": ThreadPoolExecutor(max_workers=4)}
+    )
     for spec in jobs:
-        seconds = max(spec.interval.total_seconds() / speed, 0.05)
+        seconds = max(spec.interval.total_seconds() / speed, MIN_INTERVAL_SECONDS)
 
         def run(spec: JobSpec = spec) -> None:
             runner.run(spec.name, spec.run, now())
@@ -65,7 +73,7 @@ def scheduler_lifespan(
         try:
             yield
         finally:
-            scheduler.shutdown(wait=False)
+            scheduler.shutdown(wait=True)  # a running job finishes its transaction first
             on_stop()
             logger.info("scheduler stopped")
 

@@ -30,5 +30,6 @@ class Services:
     readiness: Callable[[], list[str]]
     title: str = "tcowatch"
     demo: bool = False
+    csrf_secret: str | None = None
     lifespans: list[Callable[..., object]] = field(default_factory=list)
     """Async context-manager factories taking the Litestar app (scheduler start/stop)."""

@@ -139,7 +139,7 @@ channels:
 """,
     )
     problems = problems_of(path)
-    assert any("channels.1.url: expected an http:// or https:// URL" == p for p in problems)
+    assert any(p == "channels.1.url: expected an http:// or https:// URL" for p in problems)
 
 
 def test_the_example_config_is_valid_and_equals_the_defaults() -> None:

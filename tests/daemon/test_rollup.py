@@ -14,17 +14,32 @@ T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 
 def gpu(at: datetime, util: float | None, power: float, energy: float | None) -> GpuSample:
     return GpuSample(
-        uuid="GPU-1", node="n1", index=0, name="H100", timestamp=at,
-        utilization_ratio=util, memory_used_bytes=10 * 2**30, memory_total_bytes=80 * 2**30,
-        power_watts=power, power_limit_watts=700.0, energy_joules=energy,
+        uuid="GPU-1",
+        node="n1",
+        index=0,
+        name="H100",
+        timestamp=at,
+        utilization_ratio=util,
+        memory_used_bytes=10 * 2**30,
+        memory_total_bytes=80 * 2**30,
+        power_watts=power,
+        power_limit_watts=700.0,
+        energy_joules=energy,
     )
 
 
 def model(at: datetime, prompt: float, requests: float) -> ModelSample:
     return ModelSample(
-        node="n1", model="m", instance="i0", timestamp=at, prompt_tokens_total=prompt,
-        generation_tokens_total=0.0, cache_queries_total=prompt, cache_hits_total=prompt / 2,
-        requests_total=requests, gpu_uuids=("GPU-1",),
+        node="n1",
+        model="m",
+        instance="i0",
+        timestamp=at,
+        prompt_tokens_total=prompt,
+        generation_tokens_total=0.0,
+        cache_queries_total=prompt,
+        cache_hits_total=prompt / 2,
+        requests_total=requests,
+        gpu_uuids=("GPU-1",),
     )
 
 

@@ -1,0 +1,106 @@
+"""The Litestar app factory: board, JSON API, probes and ``/metrics`` over one ``Services``."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+from jinja2 import Environment
+from litestar import Litestar, asgi
+from litestar.config.csrf import CSRFConfig
+from litestar.di import Provide
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from litestar.types import ASGIApp, Receive, Scope, Send
+from prometheus_client import make_asgi_app
+
+from daemon.services import Services
+from web.controllers.board import BoardController
+from web.controllers.health import HealthController
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent
+MISSING = "\u2013"
+"""Shown for a reading that is not reported (an en dash)."""
+CSRF_EXCLUDE = ["^/metrics", "^/healthz$", "^/readyz$", "^/api/"]
+
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
+
+
+def _gib(value: float | None) -> str:
+    return MISSING if value is None else f"{value / 2**30:.1f}"
+
+
+def _percent(ratio: float | None) -> str:
+    return MISSING if ratio is None else f"{ratio * 100:.0f}%"
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    return MISSING if value is None else f"{value:.{digits}f}"
+
+
+def _when(moment: datetime | None) -> str:
+    return MISSING if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def _bar_width(ratio: float | None) -> str:
+    """Percentage width of a 0..1 ratio, clamped, for an inline CSS bar."""
+    if ratio is None:
+        return "0"
+    return f"{min(max(ratio, 0.0), 1.0) * 100:.0f}"
+
+
+def _configure_jinja(engine: JinjaTemplateEngine) -> None:
+    env: Environment = engine.engine
+    env.filters.update(gib=_gib, percent=_percent, number=_number, when=_when, bar_width=_bar_width)
+    env.trim_blocks = True
+    env.lstrip_blocks = True
+
+
+def _metrics_handler(services: Services) -> Any:
+    metrics_app = cast(ASGIApp, make_asgi_app(services.registry))
+
+    @asgi("/metrics", is_mount=True, copy_scope=True)
+    async def metrics(scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the app-owned registry in the Prometheus text format."""
+        await metrics_app(scope, receive, send)
+
+    return metrics
+
+
+def create_app(services: Services) -> Litestar:
+    """Build the web app over ``services``; never starts I/O itself.
+
+    The ``services.lifespans`` run (in order) around the app's life. Raises Litestar's
+    ``ImproperlyConfiguredException`` only on a programming error in the wiring.
+    """
+
+    async def provide_services() -> Services:
+        return services
+
+    csrf_secret = services.csrf_secret or secrets.token_urlsafe(32)
+    lifespans = cast(Sequence[Lifespan], services.lifespans)
+    return Litestar(
+        route_handlers=[
+            BoardController,
+            HealthController,
+            _metrics_handler(services),
+            create_static_files_router(path="/static", directories=[WEB_DIR / "static"]),
+        ],
+        dependencies={"services": Provide(provide_services, use_cache=True)},
+        template_config=TemplateConfig(
+            directory=WEB_DIR / "templates",
+            engine=JinjaTemplateEngine,
+            engine_callback=_configure_jinja,
+        ),
+        csrf_config=CSRFConfig(secret=csrf_secret, exclude=CSRF_EXCLUDE),
+        lifespan=list(lifespans),
+        logging_config=None,  # the process configures logging once (daemon/cli.py)
+    )
