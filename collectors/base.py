@@ -12,7 +12,7 @@ treated like ``CollectorError`` by the job wrapper.
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -102,10 +102,7 @@ COLLECTORS: Mapping[str, str] = {
 
 def load_collector_class(kind: str) -> Any:
     """Import the class registered under ``kind``; ``KeyError`` names the known kinds."""
-    try:
-        dotted = COLLECTORS[kind]
-    except KeyError:
+    if kind not in COLLECTORS:
         known = ", ".join(sorted(COLLECTORS))
-        raise KeyError(f"unknown collector {kind!r} (known: {known})") from None
-    module_name, _, attr = dotted.rpartition(".")
-    return getattr(importlib.import_module(module_name), attr)
+        raise KeyError(f"unknown collector {kind!r} (known: {known})")
+    return pkgutil.resolve_name(COLLECTORS[kind])

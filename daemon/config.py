@@ -32,8 +32,8 @@ from pydantic import (
     model_validator,
 )
 
-from daemon.durations import format_duration, parse_duration
 from rules.base import RuleConfigError, load_rule_class
+from rules.durations import format_duration, parse_duration
 from rules.templating import template_error
 
 ENV_PREFIX = "TCOWATCH_"

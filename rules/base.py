@@ -11,7 +11,7 @@ alerts keep their previous state for that tick.
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -89,10 +89,7 @@ RULES: Mapping[str, str] = {
 
 def load_rule_class(kind: str) -> Any:
     """Import the rule class for ``kind``; ``KeyError`` names the known kinds."""
-    try:
-        dotted = RULES[kind]
-    except KeyError:
+    if kind not in RULES:
         known = ", ".join(sorted(RULES))
-        raise KeyError(f"unknown rule kind {kind!r} (known: {known})") from None
-    module_name, _, attr = dotted.rpartition(".")
-    return getattr(importlib.import_module(module_name), attr)
+        raise KeyError(f"unknown rule kind {kind!r} (known: {known})")
+    return pkgutil.resolve_name(RULES[kind])

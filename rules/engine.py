@@ -27,7 +27,6 @@ labels; annotations are rendered afterwards with the final labels (``alertname``
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -105,22 +104,6 @@ class DuplicateAlertError(ValueError):
             "findings contain the same label set after applying rule labels: {" + rendered + "}"
         )
         self.labels = dict(labels)
-
-
-_DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse ``"10m"``, ``"1h30m"``, ``"2d"``, ``"45s"``, ``"0s"`` (units d, h, m, s, each at
-    most once, in that order) into a ``timedelta``.
-
-    Raises ``ValueError('expected a duration like "10m", got "fast"')`` on anything else.
-    """
-    match = _DURATION_RE.fullmatch(text.strip()) if isinstance(text, str) else None
-    if match is None or not any(match.groups()):
-        raise ValueError(f'expected a duration like "10m", got "{text}"')
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
 def _identity(spec: AlertRuleSpec, finding: Finding) -> tuple[dict[str, str], dict[str, str], str]:

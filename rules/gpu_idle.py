@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from rules.base import Finding, GpuWindow, RuleConfigError, RuleContext
-from rules.engine import parse_duration
+from rules.durations import parse_duration
 from rules.idle import IdlePolicy
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def _window(value: Any) -> timedelta:
         window = value
     elif isinstance(value, str):
         try:
-            window = parse_duration(value)
+            window = parse_duration(value, example="10m")
         except ValueError as exc:
             raise RuleConfigError("window", str(exc)) from None
     else:

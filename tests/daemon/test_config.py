@@ -15,7 +15,6 @@ from daemon.config import (
     env_overrides,
     load_config,
 )
-from daemon.durations import format_duration, parse_duration
 from tests.conftest import REPO_ROOT
 
 
@@ -29,17 +28,6 @@ def problems_of(path: Path, environ: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as info:
         load_config(path, environ or {})
     return info.value.problems
-
-
-def test_it_parses_durations_like_prometheus() -> None:
-    assert parse_duration("15s") == timedelta(seconds=15)
-    assert parse_duration("1h30m") == timedelta(minutes=90)
-    assert parse_duration("2d") == timedelta(days=2)
-    assert parse_duration(30) == timedelta(seconds=30)
-    assert format_duration(timedelta(minutes=90)) == "1h30m"
-    for bad in ("fast", "", "15", "s15", "1h fast", "-5s"):
-        with pytest.raises(ValueError, match="expected a duration"):
-            parse_duration(bad)
 
 
 def test_it_lists_every_problem_by_key_path(tmp_path: Path) -> None:

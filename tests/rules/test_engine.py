@@ -12,7 +12,6 @@ from rules.engine import (
     AlertRuleSpec,
     DuplicateAlertError,
     Transition,
-    parse_duration,
     step,
 )
 from rules.fingerprint import fingerprint
@@ -378,22 +377,3 @@ def test_it_drops_a_stored_alert_with_an_unknown_state():
     state, transitions = step(_spec(), {"f": bogus}, [], T0)
     assert state == {}
     assert _kinds(transitions) == ["dropped"]
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("0s", timedelta(0)),
-        ("5m", timedelta(minutes=5)),
-        ("1h30m", timedelta(minutes=90)),
-        (" 2d ", timedelta(days=2)),
-    ],
-)
-def test_it_parses_durations(text, expected):
-    assert parse_duration(text) == expected
-
-
-@pytest.mark.parametrize("bad", ["fast", "", "5", "5M", "1m1h", "1.5h", "-1m"])
-def test_it_rejects_bad_durations(bad):
-    with pytest.raises(ValueError, match="expected a duration like"):
-        parse_duration(bad)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
+import pkgutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,10 +17,7 @@ CHANNELS: Mapping[str, str] = {
 
 def load_channel_class(kind: str) -> Any:
     """Import the class registered under ``kind``; ``KeyError`` names the known kinds."""
-    try:
-        dotted = CHANNELS[kind]
-    except KeyError:
+    if kind not in CHANNELS:
         known = ", ".join(sorted(CHANNELS))
-        raise KeyError(f"unknown channel kind {kind!r} (known: {known})") from None
-    module_name, _, attr = dotted.rpartition(".")
-    return getattr(importlib.import_module(module_name), attr)
+        raise KeyError(f"unknown channel kind {kind!r} (known: {known})")
+    return pkgutil.resolve_name(CHANNELS[kind])
