@@ -109,8 +109,8 @@ class CollectorsConfig(_Section):
 class IdleConfig(_Section):
     """The one definition of an idle GPU (see README, "Idle")."""
 
-    utilization_below: float = Field(default=0.05, ge=0, le=1)
-    power_below_ratio: float = Field(default=0.3, ge=0, le=1)
+    utilization_below: float = Field(default=0.05, gt=0, le=1)
+    power_below_ratio: float = Field(default=0.3, gt=0, le=1)
 
 
 class RuleConfig(_Section):

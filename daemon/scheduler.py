@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -41,6 +41,7 @@ def build_scheduler(
     scheduler = AsyncIOScheduler(
         timezone="UTC", executors={"default": ThreadPoolExecutor(max_workers=4)}
     )
+    started = datetime.now(UTC)
     for spec in jobs:
         seconds = max(spec.interval.total_seconds() / speed, MIN_INTERVAL_SECONDS)
 
@@ -57,6 +58,7 @@ def build_scheduler(
             max_instances=1,
             misfire_grace_time=max(1, int(seconds / 2)),
             replace_existing=True,
+            next_run_time=started,  # first run at start, not one interval later
         )
     return scheduler
 
