@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
@@ -28,7 +27,7 @@ from daemon.state import AlertView, CollectorStatus, LiveState
 from daemon.store.db import session_scope
 from daemon.store.models import Alert, as_utc
 from rules.base import Rule, RuleContext
-from rules.engine import AlertInstance, AlertRuleSpec, step
+from rules.engine import AlertInstance, AlertRuleSpec, Transition, step
 
 logger = logging.getLogger(__name__)
 
@@ -213,8 +212,7 @@ class Pipeline:
             self.state.count_job_failure(f"rule:{spec.name}")
             logger.error("rule %s failed, its alerts keep their state: %s", spec.name, exc)
             return
-        notify = [t.alert for t in transitions if t.kind in ("firing", "resolved")]
-        if notify:
+        if any(t.kind in ("firing", "resolved") for t in transitions):
             self._enqueue(session, spec.name, current, transitions, now)
         gone = [fingerprint for fingerprint in rows if fingerprint not in current]
         if gone:
@@ -227,7 +225,7 @@ class Pipeline:
         session: Session,
         alertname: str,
         current: dict[str, AlertInstance],
-        transitions: Sequence[Any],
+        transitions: Sequence[Transition],
         now: datetime,
     ) -> None:
         resolved_now = {t.alert.fingerprint for t in transitions if t.kind == "resolved"}
