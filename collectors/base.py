@@ -20,6 +20,39 @@ from typing import Any, ClassVar, Protocol
 
 
 @dataclass(frozen=True, slots=True)
+class GpuProcess:
+    """A compute process holding a GPU (host PID namespace)."""
+
+    pid: int
+    used_memory_bytes: int | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MigInstance:
+    """One MIG GPU instance of a physical GPU.
+
+    NVML reports no utilization for MIG instances; ``engine_active_ratio`` comes only from
+    dcgm-exporter's ``DCGM_FI_PROF_GR_ENGINE_ACTIVE`` and is ``None`` otherwise.
+    """
+
+    gpu_instance_id: int
+    profile: str | None = None
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    engine_active_ratio: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A Kubernetes container a GPU is assigned to (from dcgm-exporter's pod labels)."""
+
+    namespace: str
+    pod: str
+    container: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class GpuSample:
     """One reading of one GPU. ``None`` means "not reported", never zero."""
 
@@ -36,23 +69,74 @@ class GpuSample:
     energy_joules: float | None = None
     """Monotonic energy counter since driver load (resets are handled by the consumer)."""
     temperature_celsius: float | None = None
+    pci_bus_id: str | None = None
+    memory_utilization_ratio: float | None = None
+    """Share of time memory was read or written (NVML ``utilization.memory``)."""
+    memory_reserved_bytes: int | None = None
+    sm_clock_hz: float | None = None
+    memory_clock_hz: float | None = None
+    pstate: int | None = None
+    """Performance state 0 (max) .. 15 (min)."""
+    clock_event_idle: bool | None = None
+    """The ``GpuIdle`` clock-event (throttle) reason is active."""
+    engine_active_ratio: float | None = None
+    """dcgm-exporter ``DCGM_FI_PROF_GR_ENGINE_ACTIVE`` (a better busy signal than utilization)."""
+    processes: tuple[GpuProcess, ...] | None = None
+    """Running compute processes; ``None`` = not known, ``()`` = none running."""
+    mig_enabled: bool | None = None
+    mig_instances: tuple[MigInstance, ...] = ()
+    workloads: tuple[Workload, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class ModelSample:
-    """Cumulative inference counters of one model instance (an engine serving one model)."""
+    """Cumulative inference counters of one model instance (an engine serving one model).
+
+    Counters are as the engine reports them (they restart from 0 when the engine restarts);
+    ``None`` means the engine does not report that counter.
+    """
 
     node: str
     model: str
     instance: str
     timestamp: datetime
-    prompt_tokens_total: float
-    generation_tokens_total: float
-    cache_queries_total: float
-    cache_hits_total: float
-    requests_total: float
+    prompt_tokens_total: float | None
+    generation_tokens_total: float | None
+    cache_queries_total: float | None
+    """Prefix-cache lookups, in tokens (vLLM ``prefix_cache_queries``)."""
+    cache_hits_total: float | None
+    """Prefix-cache hits, in tokens: prompt tokens served from the cache."""
+    requests_total: float | None
     gpu_uuids: tuple[str, ...] = ()
     """GPUs this instance runs on, when known; empty means "somewhere on ``node``"."""
+    engine: str = ""
+    """Inference server kind: ``vllm``, ``sglang``, ``tgi``, ``simulated``."""
+    cache_hit_ratio: float | None = None
+    """A hit-rate gauge from engines without counters (vLLM V0, SGLang); never averaged."""
+    requests_running: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSample:
+    """Cumulative counters of a response cache in front of the models (gateway, Redis...)."""
+
+    name: str
+    timestamp: datetime
+    hits_total: float
+    lookups_total: float
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStatus:
+    """Outcome of scraping one target in one cycle."""
+
+    target: str
+    """The target's URL with any credentials removed."""
+    kind: str
+    up: bool
+    duration_seconds: float
+    error: str = ""
+    """One line; for ``up`` targets, notes such as ignored non-finite values."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +149,8 @@ class Snapshot:
     models: tuple[ModelSample, ...] = ()
     down_gpus: tuple[str, ...] = field(default=())
     """UUIDs (or ``node/index`` when the UUID is unknown) of GPUs that failed this cycle."""
+    caches: tuple[CacheSample, ...] = ()
+    targets: tuple[TargetStatus, ...] = ()
 
 
 class CollectorError(Exception):

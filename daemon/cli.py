@@ -8,20 +8,25 @@ stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import secrets
-import signal
-import socket
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict
-from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from daemon.cli_common import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_STORE,
+    port_free,
+    run_server,
+    setup_logging,
+)
+from daemon.cli_telemetry import add_telemetry_commands, cmd_agent, cmd_scrape, cmd_simulate
 from daemon.clock import Clock, ScaledClock, SystemClock
 from daemon.config import Config, ConfigError, effective_config_yaml, load_config
 from daemon.exporter import build_registry
@@ -41,8 +46,6 @@ from daemon.store.db import (
 )
 
 logger = logging.getLogger("daemon.cli")
-
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_STORE, EXIT_NVML = 0, 1, 2, 3, 4
 
 
 def _package_version() -> str:
@@ -86,35 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("upgrade", "migrate to the latest schema"), ("current", "show revision")):
         common(db_sub.add_parser(name, help=text))
 
-    agent = sub.add_parser("agent", help="GPU node agent (NVML)")
-    common(agent, db=False)
-    agent.add_argument("--once", action="store_true", help="print one sample and exit")
-    agent.add_argument("--json", action="store_true", help="with --once: JSON instead of a table")
+    add_telemetry_commands(sub, common)
     return parser
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    for noisy in ("alembic", "httpx", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
-    # Our JobRunner logs job failures; APScheduler's own notes (a run skipped because the
-    # previous one still runs) are expected under a fast demo clock.
-    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, getattr(logging, level)))
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def demo_config(base: Config, *, gpus: int, seed: int) -> Config:
@@ -145,7 +121,7 @@ def serve(
 
     from web.app import create_app
 
-    if not _port_free(host, port):
+    if not port_free(host, port):
         print(f"tcowatch: {host}:{port} is already in use: pass --port", file=sys.stderr)
         return EXIT_FAILURE
     engine = open_store(db_url, busy_timeout_seconds=config.store.busy_timeout.total_seconds())
@@ -170,24 +146,12 @@ def serve(
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
     )
-    # uvicorn handles SIGINT/SIGTERM itself (graceful shutdown), then re-raises the signal it
-    # caught; these handlers make that re-raise a no-op so a requested stop exits 0.
-    previous = {sig: signal.signal(sig, _note_stop_signal) for sig in STOP_SIGNALS}
     try:
-        server.run()
+        run_server(server)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         engine.dispose()
     logger.info("stopped")
     return EXIT_OK
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _note_stop_signal(signum: int, _frame: object) -> None:
-    logger.debug("received %s after shutdown", signal.Signals(signum).name)
 
 
 def _scheduler_problems(scheduler: Any) -> list[str]:
@@ -197,7 +161,7 @@ def _scheduler_problems(scheduler: Any) -> list[str]:
 def _cmd_demo(args: argparse.Namespace) -> int:
     config, config_path = load_config(args.config)
     config = demo_config(config, gpus=args.gpus, seed=args.seed)
-    _setup_logging(config.log_level)
+    setup_logging(config.log_level)
     if args.speed <= 0:
         raise ConfigError("--speed", ["expected a positive number"])
     if args.db is None:
@@ -218,7 +182,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     config, config_path = load_config(args.config)
-    _setup_logging(config.log_level)
+    setup_logging(config.log_level)
     return serve(
         config,
         resolve_url(args.db or config.store.url, config_path),
@@ -239,7 +203,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 def _cmd_db(args: argparse.Namespace) -> int:
     config, config_path = load_config(args.config)
-    _setup_logging(config.log_level)
+    setup_logging(config.log_level)
     url = resolve_url(args.db or config.store.url, config_path)
     migrate = args.db_command == "upgrade"
     engine = open_store(url, migrate=migrate)
@@ -249,71 +213,14 @@ def _cmd_db(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_agent(args: argparse.Namespace) -> int:
-    from collectors.base import CollectorDown, CollectorError, load_collector_class
-
-    config, _ = load_config(args.config)
-    _setup_logging(config.log_level)
-    if not args.once:
-        print("tcowatch: agent mode without --once is not available yet", file=sys.stderr)
-        return EXIT_CONFIG
-    nvml = config.collectors.nvml
-    collector = load_collector_class("nvml")(node=nvml.node, retry_backoff=nvml.retry_backoff)
-    try:
-        snapshot = collector.collect(datetime.now(UTC))
-    except CollectorDown as exc:
-        print(f"tcowatch: NVML unavailable: {exc.reason}", file=sys.stderr)
-        return EXIT_NVML
-    except CollectorError as exc:
-        print(f"tcowatch: NVML collection failed: {exc.reason}", file=sys.stderr)
-        return EXIT_FAILURE
-    finally:
-        collector.close()
-    if args.json:
-        rows = [{**asdict(gpu), "timestamp": gpu.timestamp.isoformat()} for gpu in snapshot.gpus]
-        print(json.dumps({"gpus": rows, "down": list(snapshot.down_gpus)}, indent=2))
-    else:
-        _print_gpu_table(snapshot.gpus, snapshot.down_gpus)
-    return EXIT_OK
-
-
-def _print_gpu_table(gpus: Sequence[Any], down: Sequence[str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    def fmt(value: float | None, pattern: str) -> str:
-        return "n/a" if value is None else pattern.format(value)
-
-    table = Table(title="tcowatch agent: one NVML sample")
-    for column in ("node", "gpu", "uuid", "name", "util", "mem used", "power", "energy", "temp"):
-        table.add_column(column)
-    for gpu in gpus:
-        table.add_row(
-            gpu.node,
-            str(gpu.index),
-            gpu.uuid,
-            gpu.name,
-            fmt(None if gpu.utilization_ratio is None else gpu.utilization_ratio * 100, "{:.0f}%"),
-            fmt(
-                None if gpu.memory_used_bytes is None else gpu.memory_used_bytes / 2**30,
-                "{:.1f} GiB",
-            ),
-            fmt(gpu.power_watts, "{:.0f} W"),
-            fmt(gpu.energy_joules, "{:.0f} J"),
-            fmt(gpu.temperature_celsius, "{:.0f} °C"),
-        )
-    console = Console()
-    console.print(table)
-    for uuid in down:
-        console.print(f"[red]down:[/red] {uuid}")
-
-
 COMMANDS = {
     "demo": _cmd_demo,
     "run": _cmd_run,
     "check-config": _cmd_check_config,
     "db": _cmd_db,
-    "agent": _cmd_agent,
+    "agent": cmd_agent,
+    "scrape": cmd_scrape,
+    "simulate": cmd_simulate,
 }
 
 

@@ -77,6 +77,13 @@ class WebConfig(_Section):
     """Base URL people reach the board at, used in alert links; default ``http://host:port``."""
 
 
+class AgentConfig(_Section):
+    """``tcowatch agent``: the node agent's own ``/metrics`` endpoint."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=9402, ge=1, le=65535)
+
+
 class NvmlConfig(_Section):
     """Local GPUs through NVML."""
 
@@ -99,11 +106,61 @@ class SimulatedConfig(_Section):
     """How many GPUs sit idle while holding memory; default about one in eight."""
 
 
+TargetKind = Literal["dcgm", "nvidia_smi", "agent", "vllm", "sglang", "tgi", "inference"]
+
+
+class ScrapeTargetConfig(_Section):
+    """One remote ``/metrics`` endpoint to scrape."""
+
+    url: str = Field(pattern=r"^https?://[^\s/]+")
+    kind: TargetKind
+    node: str | None = None
+    """Node name for the records; default: the Hostname label (dcgm) or the URL's host."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    gpu_uuids: list[str] = Field(default_factory=list)
+    """Inference targets: the GPUs the engine runs on (for idle and cost attribution)."""
+
+
+class ResponseCacheConfig(_Section):
+    """A response cache in front of the models (gateway, LiteLLM, nginx, Redis exporter)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str = Field(pattern=r"^https?://[^\s/]+")
+    hits_metric: str
+    lookups_metric: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Only samples carrying these labels are summed."""
+
+
+class ScrapeConfig(_Section):
+    """Remote nodes and inference engines over their Prometheus ``/metrics``."""
+
+    enabled: bool = False
+    interval: Duration = timedelta(seconds=15)
+    timeout: Duration = timedelta(seconds=10)
+    concurrency: int = Field(default=16, ge=1, le=1024)
+    max_body_bytes: int = Field(default=20 * 2**20, ge=1024)
+    targets: list[ScrapeTargetConfig] = Field(default_factory=list)
+    target_files: list[str] = Field(default_factory=list)
+    """file_sd-style YAML/JSON files, re-read when they change."""
+    caches: list[ResponseCacheConfig] = Field(default_factory=list)
+
+
 class CollectorsConfig(_Section):
     """GPU and inference sources."""
 
     nvml: NvmlConfig = NvmlConfig()
     simulated: SimulatedConfig = SimulatedConfig()
+    scrape: ScrapeConfig = ScrapeConfig()
+
+
+class RetentionConfig(_Section):
+    """How long rollups are kept; enforced by a job in bounded batches."""
+
+    minutes: Duration = timedelta(days=14)
+    hours: Duration = timedelta(days=400)
+    batch_size: int = Field(default=5000, ge=1)
+    interval: Duration = timedelta(minutes=10)
 
 
 class IdleConfig(_Section):
@@ -203,8 +260,10 @@ class Config(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     store: StoreConfig = StoreConfig()
     web: WebConfig = WebConfig()
+    agent: AgentConfig = AgentConfig()
     collectors: CollectorsConfig = CollectorsConfig()
     idle: IdleConfig = IdleConfig()
+    retention: RetentionConfig = RetentionConfig()
     evaluation_interval: Duration = timedelta(seconds=30)
     rules: list[RuleConfig] = Field(default_factory=default_rules)
     notify: NotifyConfig = NotifyConfig()

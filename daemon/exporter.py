@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 
 from collectors.base import GpuSample
+from daemon.exporter_details import add_gpu_details, add_scrape_families
 from daemon.state import LiveState, LiveView
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,27 @@ _GPU_READINGS: tuple[tuple[str, str, str, str], ...] = (
         "GPU energy consumed since the driver was loaded.",
     ),
     ("temperature_celsius", "gpu_temperature_celsius", "gauge", "GPU core temperature."),
+    (
+        "memory_utilization_ratio",
+        "gpu_memory_utilization_ratio",
+        "gauge",
+        "Share of the sample period GPU memory was read or written (0..1).",
+    ),
+    (
+        "memory_reserved_bytes",
+        "gpu_memory_reserved_bytes",
+        "gauge",
+        "GPU memory reserved by the driver (not usable by processes).",
+    ),
+    ("sm_clock_hz", "gpu_sm_clock_hertz", "gauge", "GPU streaming-multiprocessor clock."),
+    ("memory_clock_hz", "gpu_memory_clock_hertz", "gauge", "GPU memory clock."),
+    ("pstate", "gpu_pstate", "gauge", "GPU performance state (0 = maximum, 15 = minimum)."),
+    (
+        "engine_active_ratio",
+        "gpu_engine_active_ratio",
+        "gauge",
+        "Share of time the graphics/compute engine was active (DCGM profiling, 0..1).",
+    ),
 )
 
 # (attribute of ModelSample, metric suffix, extra labels, help)
@@ -140,6 +163,7 @@ class TcowatchCollector:
         self._gpus(view, families)
         self._models(view, families)
         self._collectors(view, families)
+        add_scrape_families(view, families)
         self._alerts(view, families)
         self._process(view, families)
         yield from families
@@ -160,6 +184,7 @@ class TcowatchCollector:
                 value = getattr(gpu, attr)
                 if value is not None:
                     out.add(name, typ, doc, labels, value)
+            add_gpu_details(gpu, labels, out)
         for key in sorted(view.down_gpus - view.gpus.keys()):
             out.add("gpu_up", "gauge", up_doc, _unknown_gpu_labels(key), 0)
 
@@ -169,9 +194,30 @@ class TcowatchCollector:
         for key in sorted(view.models):
             model = view.models[key]
             base = {"node": model.node, "model": model.model, "instance": model.instance}
+            if model.engine:
+                base["engine"] = model.engine
             for attr, name, extra, doc in _MODEL_COUNTERS:
                 docs.setdefault(name, doc)
-                out.add(name, "counter", docs[name], {**base, **extra}, getattr(model, attr))
+                value = getattr(model, attr)
+                if value is not None:
+                    out.add(name, "counter", docs[name], {**base, **extra}, value)
+            if model.cache_hit_ratio is not None:
+                out.add(
+                    "llm_engine_cache_hit_ratio",
+                    "gauge",
+                    "Cache hit rate as reported by engines without hit/query counters "
+                    "(SGLang, vLLM V0); the engine's own figure.",
+                    base,
+                    model.cache_hit_ratio,
+                )
+            if model.requests_running is not None:
+                out.add(
+                    "llm_requests_running",
+                    "gauge",
+                    "Requests a model instance is processing now.",
+                    base,
+                    model.requests_running,
+                )
 
     @staticmethod
     def _collectors(view: LiveView, out: _Families) -> None:
@@ -237,6 +283,30 @@ class TcowatchCollector:
             {},
             view.outbox_pending,
         )
+
+
+class ExpositionCache:
+    """The text exposition of ``registry``, rendered again only when ``state`` changed.
+
+    Collectors change the state once per cycle, so a scrape between cycles costs a lock and a
+    bytes copy instead of a render. Thread-safe; ``render`` never raises for any state.
+    """
+
+    def __init__(self, state: LiveState, registry: CollectorRegistry) -> None:
+        self._state = state
+        self._registry = registry
+        self._lock = threading.Lock()
+        self._version = -1
+        self._body = b""
+
+    def render(self) -> bytes:
+        """The current exposition in the Prometheus text format 0.0.4."""
+        with self._lock:
+            version = self._state.version
+            if version != self._version:
+                self._body = generate_latest(self._registry)
+                self._version = version
+            return self._body
 
 
 def build_registry(state: LiveState) -> CollectorRegistry:

@@ -18,10 +18,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
 from collectors.base import Collector, CollectorDown, CollectorError
+from daemon.hourly import roll_hours
 from daemon.notify.channels.base import Channel
 from daemon.notify.outbox import enqueue, flush
 from daemon.notify.payload import build_webhook_payload
 from daemon.persist import gpu_windows, upsert_inventory, window_start, write_rollups
+from daemon.retention import RetentionPolicy, enforce
 from daemon.rollup import MinuteBuffer, minute_floor
 from daemon.state import AlertView, CollectorStatus, LiveState
 from daemon.store.db import session_scope
@@ -89,6 +91,8 @@ class Pipeline:
     receiver: str = "tcowatch"
     external_url: str = ""
     max_attempts: int = 12
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    retention_interval: timedelta = timedelta(minutes=10)
     _down_reason: dict[str, str] = field(default_factory=dict)
 
     def jobs(self) -> list[JobSpec]:
@@ -101,6 +105,8 @@ class Pipeline:
             JobSpec("rollup", timedelta(minutes=1) / 4, self.rollup),
             JobSpec("evaluate", self.evaluation_interval, self.evaluate),
             JobSpec("flush", self.flush_interval, self.flush),
+            JobSpec("rollup_hourly", timedelta(minutes=5), self.rollup_hourly),
+            JobSpec("retention", self.retention_interval, self.enforce_retention),
         ]
         for spec in specs:
             self.state.ensure_job(spec.name)
@@ -127,7 +133,7 @@ class Pipeline:
         if self._down_reason.pop(collector.name, None) is not None:
             logger.info("collector %s is up again", collector.name)
         self.buffer.add(snapshot)
-        self.state.record_samples(snapshot.gpus, snapshot.models, snapshot.down_gpus)
+        self.state.record_snapshot(snapshot)
         self.state.record_collector(
             CollectorStatus(
                 name=collector.name,
@@ -150,19 +156,28 @@ class Pipeline:
 
     def rollup(self, now: datetime) -> None:
         """Write every complete minute to the store, with the inventory it mentions."""
-        gpu_rows, model_rows = self.buffer.drain(before=minute_floor(now))
-        if not gpu_rows and not model_rows:
+        minutes = self.buffer.drain(before=minute_floor(now))
+        if not minutes:
             return
         with session_scope(self.engine) as session:
-            upsert_inventory(session, gpu_rows, now)
-            write_rollups(session, gpu_rows, model_rows)
+            upsert_inventory(session, minutes.gpus, now)
+            write_rollups(session, minutes)
         latest: dict[str, float] = {}
-        for row in gpu_rows:
+        for row in minutes.gpus:
             latest[row.uuid] = row.idle_ratio
         view = self.state.view()
         idle = {uuid for uuid in view.idle_gpus if uuid not in latest}
         idle |= {uuid for uuid, ratio in latest.items() if ratio >= 0.5}
         self.state.set_idle(idle - view.down_gpus)
+
+    def rollup_hourly(self, now: datetime) -> None:
+        """Roll complete hours of minute rows into hour rows."""
+        with session_scope(self.engine) as session:
+            roll_hours(session, now)
+
+    def enforce_retention(self, now: datetime) -> None:
+        """Delete rollups past their retention, in bounded batches."""
+        enforce(self.engine, now, self.retention)
 
     def evaluate(self, now: datetime) -> None:
         """Evaluate every rule, persist alert states and enqueue notifications in one go."""

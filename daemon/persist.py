@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from daemon.rollup import GpuMinute, ModelMinute
-from daemon.store.models import Gpu, GpuRollup, InferenceRollup, Node
+from daemon.rollup import GpuMinute, Minutes
+from daemon.store.models import CacheRollup, Gpu, GpuRollup, InferenceRollup, Node
 from rules.base import GpuWindow
 
 
@@ -54,11 +54,9 @@ def upsert_inventory(session: Session, rows: Iterable[GpuMinute], now: datetime)
     session.flush()
 
 
-def write_rollups(
-    session: Session, gpu_rows: Iterable[GpuMinute], model_rows: Iterable[ModelMinute]
-) -> None:
+def write_rollups(session: Session, minutes: Minutes) -> None:
     """Insert per-minute rollup rows (inventory must exist; see ``upsert_inventory``)."""
-    for row in gpu_rows:
+    for row in minutes.gpus:
         session.add(
             GpuRollup(
                 gpu_uuid=row.uuid,
@@ -73,7 +71,7 @@ def write_rollups(
                 idle_seconds=row.idle_seconds,
             )
         )
-    for model in model_rows:
+    for model in minutes.models:
         session.add(
             InferenceRollup(
                 node=model.node,
@@ -87,6 +85,18 @@ def write_rollups(
                 cache_hits=model.cache_hits,
                 requests=model.requests,
                 gpu_uuids=list(model.gpu_uuids),
+                engine=model.engine,
+                cache_hit_ratio=model.cache_hit_ratio,
+            )
+        )
+    for cache in minutes.caches:
+        session.add(
+            CacheRollup(
+                name=cache.name,
+                resolution_seconds=60,
+                bucket_start=cache.bucket_start,
+                hits=cache.hits,
+                lookups=cache.lookups,
             )
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
@@ -18,6 +19,7 @@ from daemon.config import Config
 from daemon.jobs import ConfiguredRule, Pipeline
 from daemon.notify.channels import load_channel_class
 from daemon.notify.channels.base import Channel
+from daemon.retention import RetentionPolicy
 from daemon.rollup import MinuteBuffer
 from daemon.state import LiveState
 from rules.base import load_rule_class
@@ -36,11 +38,52 @@ def build_collectors(config: Config) -> list[tuple[Collector, timedelta]]:
             nodes=sim.nodes, gpus_per_node=sim.gpus_per_node, seed=sim.seed, idle_gpus=sim.idle_gpus
         )
         built.append((fleet, sim.interval))
+    scrape = config.collectors.scrape
+    if scrape.enabled:
+        built.append((build_scrape_collector(config), scrape.interval))
     nvml = config.collectors.nvml
     if nvml.enabled:
         collector = load_collector_class("nvml")(node=nvml.node, retry_backoff=nvml.retry_backoff)
         built.append((collector, nvml.interval))
     return built
+
+
+def build_scrape_collector(config: Config) -> Collector:
+    """The exposition scrape collector over the configured targets, files and caches."""
+    from collectors.scrape import CacheSpec, ScrapeCollector, Target
+
+    scrape = config.collectors.scrape
+    targets = [
+        Target(
+            url=t.url,
+            kind=t.kind,
+            node=t.node,
+            labels=dict(t.labels),
+            gpu_uuids=tuple(t.gpu_uuids),
+        )
+        for t in scrape.targets
+    ]
+    targets += [
+        Target(
+            url=c.url,
+            kind="cache",
+            cache=CacheSpec(
+                name=c.name,
+                hits_metric=c.hits_metric,
+                lookups_metric=c.lookups_metric,
+                labels=dict(c.labels),
+            ),
+        )
+        for c in scrape.caches
+    ]
+    collector: Collector = ScrapeCollector(
+        targets=targets,
+        target_files=[Path(p) for p in scrape.target_files],
+        timeout=scrape.timeout,
+        concurrency=scrape.concurrency,
+        max_body_bytes=scrape.max_body_bytes,
+    )
+    return collector
 
 
 def build_rules(config: Config) -> list[ConfiguredRule]:
@@ -107,4 +150,10 @@ def build_pipeline(
         receiver=config.notify.receiver,
         external_url=external_url(config),
         max_attempts=config.notify.max_attempts,
+        retention=RetentionPolicy(
+            minutes=config.retention.minutes,
+            hours=config.retention.hours,
+            batch_size=config.retention.batch_size,
+        ),
+        retention_interval=config.retention.interval,
     )

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from collectors.base import GpuSample, ModelSample, Snapshot
+from collectors.base import CacheSample, GpuSample, ModelSample, Snapshot
 from rules.idle import IdlePolicy
 
 MINUTE = timedelta(minutes=1)
@@ -59,16 +59,41 @@ class ModelMinute:
     cache_hits: float
     requests: float
     gpu_uuids: tuple[str, ...]
+    engine: str = ""
+    cache_hit_ratio: float | None = None
 
 
-def _increase(previous: float | None, current: float) -> float:
-    if previous is None:
+@dataclass(frozen=True, slots=True)
+class CacheMinute:
+    """One response cache over one minute: counter increases."""
+
+    name: str
+    bucket_start: datetime
+    hits: float
+    lookups: float
+
+
+def _increase(previous: float | None, current: float | None) -> float:
+    """Prometheus ``increase`` between two readings; a drop means the counter restarted."""
+    if previous is None or current is None:
         return 0.0
     return current - previous if current >= previous else current
 
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+@dataclass
+class Minutes:
+    """The rollup rows of the minutes drained in one go."""
+
+    gpus: list[GpuMinute] = field(default_factory=list)
+    models: list[ModelMinute] = field(default_factory=list)
+    caches: list[CacheMinute] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.gpus or self.models or self.caches)
 
 
 @dataclass
@@ -86,6 +111,10 @@ class MinuteBuffer:
     )
     _last_gpu: dict[str, GpuSample] = field(default_factory=dict)
     _last_model: dict[tuple[str, str, str], ModelSample] = field(default_factory=dict)
+    _caches: dict[datetime, dict[str, list[CacheSample]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+    _last_cache: dict[str, CacheSample] = field(default_factory=dict)
 
     def add(self, snapshot: Snapshot) -> None:
         """Keep the snapshot's samples until their minute is drained."""
@@ -94,22 +123,41 @@ class MinuteBuffer:
         for model in snapshot.models:
             key = (model.node, model.model, model.instance)
             self._models[minute_floor(model.timestamp)][key].append(model)
+        for cache in snapshot.caches:
+            self._caches[minute_floor(cache.timestamp)][cache.name].append(cache)
 
     def pending_minutes(self) -> list[datetime]:
         """Minutes that hold samples, oldest first."""
-        return sorted(set(self._gpus) | set(self._models))
+        return sorted(set(self._gpus) | set(self._models) | set(self._caches))
 
-    def drain(self, before: datetime) -> tuple[list[GpuMinute], list[ModelMinute]]:
+    def drain(self, before: datetime) -> Minutes:
         """Roll up and forget every minute that ends at or before ``before``."""
-        gpu_rows: list[GpuMinute] = []
-        model_rows: list[ModelMinute] = []
+        result = Minutes()
         for bucket in self.pending_minutes():
             if bucket + MINUTE > before:
                 break
             models = self._roll_models(bucket, self._models.pop(bucket, {}))
-            model_rows.extend(models)
-            gpu_rows.extend(self._roll_gpus(bucket, self._gpus.pop(bucket, {}), models))
-        return gpu_rows, model_rows
+            result.models.extend(models)
+            result.gpus.extend(self._roll_gpus(bucket, self._gpus.pop(bucket, {}), models))
+            result.caches.extend(self._roll_caches(bucket, self._caches.pop(bucket, {})))
+        return result
+
+    def _roll_caches(
+        self, bucket: datetime, samples: dict[str, list[CacheSample]]
+    ) -> list[CacheMinute]:
+        rows: list[CacheMinute] = []
+        for name, series in samples.items():
+            series.sort(key=lambda s: s.timestamp)
+            hits = lookups = 0.0
+            previous = self._last_cache.get(name)
+            for sample in series:
+                if previous is not None:
+                    hits += _increase(previous.hits_total, sample.hits_total)
+                    lookups += _increase(previous.lookups_total, sample.lookups_total)
+                previous = sample
+            self._last_cache[name] = series[-1]
+            rows.append(CacheMinute(name=name, bucket_start=bucket, hits=hits, lookups=lookups))
+        return rows
 
     def _roll_models(
         self, bucket: datetime, samples: dict[tuple[str, str, str], list[ModelSample]]
@@ -133,6 +181,7 @@ class MinuteBuffer:
                     totals[i] += _increase(before, getattr(sample, attr))
                 previous = sample
             self._last_model[key] = series[-1]
+            ratios = [m.cache_hit_ratio for m in series if m.cache_hit_ratio is not None]
             rows.append(
                 ModelMinute(
                     node=key[0],
@@ -145,6 +194,8 @@ class MinuteBuffer:
                     cache_hits=totals[3],
                     requests=totals[4],
                     gpu_uuids=series[-1].gpu_uuids,
+                    engine=series[-1].engine,
+                    cache_hit_ratio=ratios[-1] if ratios else None,
                 )
             )
         return rows

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from collectors.base import GpuSample, ModelSample
+from collectors.base import CacheSample, GpuSample, ModelSample, Snapshot, TargetStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,10 @@ class LiveView:
     notifications: dict[tuple[str, str], int]
     outbox_pending: int
     rule_names: tuple[str, ...]
+    caches: dict[str, CacheSample] = field(default_factory=dict)
+    targets: dict[str, TargetStatus] = field(default_factory=dict)
+    version: int = 0
+    """Changes whenever the state changes (the exposition cache keys on it)."""
 
 
 @dataclass
@@ -70,12 +74,16 @@ class LiveState:
     _notifications: Counter[tuple[str, str]] = field(default_factory=Counter)
     _outbox_pending: int = 0
     _rule_names: tuple[str, ...] = ()
+    _caches: dict[str, CacheSample] = field(default_factory=dict)
+    _targets: dict[str, TargetStatus] = field(default_factory=dict)
+    _version: int = 0
 
     def record_samples(
         self, gpus: tuple[GpuSample, ...], models: tuple[ModelSample, ...], down: tuple[str, ...]
     ) -> None:
         """Replace the latest reading of each GPU and model seen in one collection cycle."""
         with self._lock:
+            self._version += 1
             for gpu in gpus:
                 self._gpus[gpu.uuid] = gpu
                 self._down.discard(gpu.uuid)
@@ -83,9 +91,19 @@ class LiveState:
             for model in models:
                 self._models[(model.node, model.model, model.instance)] = model
 
+    def record_snapshot(self, snapshot: Snapshot) -> None:
+        """Record everything a collector returned in one cycle."""
+        self.record_samples(snapshot.gpus, snapshot.models, snapshot.down_gpus)
+        with self._lock:
+            for cache in snapshot.caches:
+                self._caches[cache.name] = cache
+            for target in snapshot.targets:
+                self._targets[target.target] = target
+
     def record_collector(self, status: CollectorStatus) -> None:
         """Store the outcome of a collector cycle, keeping the last success time on failure."""
         with self._lock:
+            self._version += 1
             previous = self._collectors.get(status.name)
             if not status.up and previous is not None and status.last_success is None:
                 status = replace(status, last_success=previous.last_success)
@@ -94,37 +112,50 @@ class LiveState:
     def set_idle(self, uuids: set[str]) -> None:
         """Replace the set of GPUs currently classified idle."""
         with self._lock:
+            self._version += 1
             self._idle = set(uuids)
 
     def set_alerts(self, alerts: tuple[AlertView, ...]) -> None:
         """Replace the active alerts after an evaluation."""
         with self._lock:
+            self._version += 1
             self._alerts = alerts
 
     def set_rule_names(self, names: tuple[str, ...]) -> None:
         """Remember the configured alert names so zero-valued series can be exported."""
         with self._lock:
+            self._version += 1
             self._rule_names = names
 
     def count_job_failure(self, job: str) -> None:
         """Count one failed run of ``job``."""
         with self._lock:
+            self._version += 1
             self._job_failures[job] += 1
 
     def ensure_job(self, job: str) -> None:
         """Make ``job`` appear in the failure counter with 0 before any failure."""
         with self._lock:
+            self._version += 1
             self._job_failures[job] += 0
 
     def count_notification(self, channel: str, outcome: str) -> None:
         """Count one delivery attempt of ``channel`` ending in ``outcome``."""
         with self._lock:
+            self._version += 1
             self._notifications[(channel, outcome)] += 1
 
     def set_outbox_pending(self, pending: int) -> None:
         """Store how many outbox rows wait to be sent."""
         with self._lock:
+            self._version += 1
             self._outbox_pending = pending
+
+    @property
+    def version(self) -> int:
+        """A number that changes whenever the state changes (cheap: no copy)."""
+        with self._lock:
+            return self._version
 
     def view(self) -> LiveView:
         """Return an immutable copy of everything."""
@@ -140,4 +171,7 @@ class LiveState:
                 notifications=dict(self._notifications),
                 outbox_pending=self._outbox_pending,
                 rule_names=self._rule_names,
+                caches=dict(self._caches),
+                targets=dict(self._targets),
+                version=self._version,
             )

@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from jinja2 import Environment
-from litestar import Litestar, asgi
+from litestar import Litestar, Response, get
 from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
-from litestar.types import ASGIApp, Receive, Scope, Send
-from prometheus_client import make_asgi_app
 
+from daemon.exporter import ExpositionCache
 from daemon.services import Services
 from web.controllers.board import BoardController
 from web.controllers.health import HealthController
@@ -29,6 +28,8 @@ logger = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent
 MISSING = "\u2013"
 """Shown for a reading that is not reported (an en dash)."""
+EXPOSITION_MEDIA_TYPE = "text/plain; version=0.0.4"
+"""Prometheus text format 0.0.4; Litestar appends ``charset=utf-8``."""
 CSRF_EXCLUDE = ["^/metrics", "^/healthz$", "^/readyz$", "^/api/"]
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
@@ -65,12 +66,12 @@ def _configure_jinja(engine: JinjaTemplateEngine) -> None:
 
 
 def _metrics_handler(services: Services) -> Any:
-    metrics_app = cast(ASGIApp, make_asgi_app(services.registry))
+    exposition = ExpositionCache(services.state, services.registry)
 
-    @asgi("/metrics", is_mount=True, copy_scope=True)
-    async def metrics(scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve the app-owned registry in the Prometheus text format."""
-        await metrics_app(scope, receive, send)
+    @get("/metrics", sync_to_thread=False, include_in_schema=False)
+    def metrics() -> Response[bytes]:
+        """The app-owned registry in the Prometheus text format, rendered once per change."""
+        return Response(exposition.render(), media_type=EXPOSITION_MEDIA_TYPE)
 
     return metrics
 

@@ -99,6 +99,26 @@ class InferenceRollup(SQLModel, table=True):
     cache_hits: float = 0.0
     requests: float = 0.0
     gpu_uuids: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    engine: str = Field(default="", max_length=32)
+    cache_hit_ratio: float | None = None
+    """Last hit-rate gauge of engines without counters (SGLang, vLLM V0): their own figure."""
+
+
+class CacheRollup(SQLModel, table=True):
+    """A response cache in front of the models over one bucket: counter increases."""
+
+    __tablename__ = "cache_rollup"
+    __table_args__ = (
+        UniqueConstraint("name", "resolution_seconds", "bucket_start", name="uq_cache_rollup"),
+        Index("ix_cache_rollup_bucket", "resolution_seconds", "bucket_start"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=255)
+    resolution_seconds: int = 60
+    bucket_start: datetime
+    hits: float = 0.0
+    lookups: float = 0.0
 
 
 class Alert(SQLModel, table=True):

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from daemon.cli import main
+from daemon.store.db import head_revision
 
 
 def run_cli(
@@ -80,7 +81,8 @@ def test_it_exits_3_in_one_line_when_the_database_is_unreachable(tmp_path: Path)
 def test_it_upgrades_a_database_file(tmp_path: Path) -> None:
     result = run_cli("db", "upgrade", "--db", str(tmp_path / "x.db"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "schema at 0001" in result.stdout
+    head = head_revision()
+    assert f"schema at {head} (latest {head})" in result.stdout
 
 
 def test_it_exits_4_in_one_line_without_nvml(tmp_path: Path) -> None:

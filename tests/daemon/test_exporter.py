@@ -290,3 +290,27 @@ def test_it_passes_promtool_check_metrics_with_16_gpus(
     problems = (result.stdout + result.stderr).decode()
     assert result.returncode == 0, problems
     assert problems.strip() == ""
+
+
+def test_it_renders_the_exposition_once_per_state_change():
+    from daemon.exporter import ExpositionCache
+
+    state = LiveState()
+    registry = CollectorRegistry(auto_describe=False)
+    calls = []
+
+    class Counting:
+        def describe(self):
+            return []
+
+        def collect(self):
+            calls.append(1)
+            return []
+
+    registry.register(Counting())
+    cache = ExpositionCache(state, registry)
+    first = cache.render()
+    assert cache.render() is first and len(calls) == 1
+    state.count_job_failure("collect:x")
+    cache.render()
+    assert len(calls) == 2

@@ -54,8 +54,8 @@ def feed(buffer: MinuteBuffer, *samples: GpuSample | ModelSample) -> None:
 def test_it_waits_for_the_minute_to_complete() -> None:
     buffer = MinuteBuffer()
     feed(buffer, gpu(T0, 0.5, 300, 1000))
-    assert buffer.drain(before=T0 + timedelta(seconds=59)) == ([], [])
-    rows, _ = buffer.drain(before=T0 + timedelta(minutes=1))
+    assert not buffer.drain(before=T0 + timedelta(seconds=59))
+    rows = buffer.drain(before=T0 + timedelta(minutes=1)).gpus
     assert [r.bucket_start for r in rows] == [T0]
     assert buffer.pending_minutes() == []
 
@@ -68,7 +68,7 @@ def test_it_averages_and_integrates_energy_across_a_counter_reset() -> None:
         gpu(T0 + timedelta(seconds=15), 0.4, 400, 7000),
         gpu(T0 + timedelta(seconds=30), 0.6, 300, 50),  # driver reload: counter restarted
     )
-    (row,), _ = buffer.drain(before=T0 + timedelta(minutes=1))
+    (row,) = buffer.drain(before=T0 + timedelta(minutes=1)).gpus
     assert row.samples == 3
     assert row.avg_utilization_ratio == pytest.approx(0.4)
     assert row.max_utilization_ratio == pytest.approx(0.6)
@@ -81,7 +81,7 @@ def test_it_continues_deltas_across_minutes() -> None:
     feed(buffer, gpu(T0 + timedelta(seconds=45), 0.5, 300, 1000))
     buffer.drain(before=T0 + timedelta(minutes=1))
     feed(buffer, gpu(T0 + timedelta(seconds=60), 0.5, 300, 5500))
-    (row,), _ = buffer.drain(before=T0 + timedelta(minutes=2))
+    (row,) = buffer.drain(before=T0 + timedelta(minutes=2)).gpus
     assert row.energy_joules == pytest.approx(4500)
 
 
@@ -95,7 +95,8 @@ def test_it_counts_idle_seconds_only_without_inference() -> None:
         gpu(T0 + timedelta(seconds=30), 0.0, 80, 2400),
         model(T0 + timedelta(seconds=30), 100, 1),
     )
-    (row,), (m,) = buffer.drain(before=T0 + timedelta(minutes=1))
+    drained = buffer.drain(before=T0 + timedelta(minutes=1))
+    (row,), (m,) = drained.gpus, drained.models
     assert row.idle_seconds == pytest.approx(30)
     assert m.prompt_tokens == 0
     feed(
@@ -103,7 +104,8 @@ def test_it_counts_idle_seconds_only_without_inference() -> None:
         gpu(T0 + timedelta(seconds=60), 0.0, 80, 3600),
         model(T0 + timedelta(seconds=60), 500, 3),
     )
-    (row,), (m,) = buffer.drain(before=T0 + timedelta(minutes=2))
+    drained = buffer.drain(before=T0 + timedelta(minutes=2))
+    (row,), (m,) = drained.gpus, drained.models
     assert m.prompt_tokens == 400 and m.requests == 2
     assert row.idle_seconds == 0  # tokens flowed on this GPU: not idle whatever util says
 
@@ -111,13 +113,13 @@ def test_it_counts_idle_seconds_only_without_inference() -> None:
 def test_it_treats_a_counter_going_down_as_a_restart() -> None:
     buffer = MinuteBuffer()
     feed(buffer, model(T0, 1000, 10), model(T0 + timedelta(seconds=30), 30, 2))
-    _, (m,) = buffer.drain(before=T0 + timedelta(minutes=1))
+    (m,) = buffer.drain(before=T0 + timedelta(minutes=1)).models
     assert m.prompt_tokens == 30 and m.requests == 2
 
 
 def test_it_leaves_unreported_fields_absent() -> None:
     buffer = MinuteBuffer()
     feed(buffer, gpu(T0, None, 100, None))
-    (row,), _ = buffer.drain(before=T0 + timedelta(minutes=1))
+    (row,) = buffer.drain(before=T0 + timedelta(minutes=1)).gpus
     assert row.avg_utilization_ratio is None and row.max_utilization_ratio is None
     assert row.energy_joules is None

@@ -33,6 +33,7 @@ TABLES = {
     "debt_item",
     "anomaly",
     "cost_record",
+    "cache_rollup",
 }
 
 
