@@ -182,6 +182,7 @@ class Collector(Protocol):
 COLLECTORS: Mapping[str, str] = {
     "simulated": "collectors.simulated.SimulatedFleet",
     "nvml": "collectors.nvml.NvmlCollector",
+    "scrape": "collectors.scrape.ScrapeCollector",
 }
 """Built-in collectors by config key, as dotted paths imported on first use."""
 

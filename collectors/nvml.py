@@ -1,15 +1,25 @@
 """Local GPUs through NVML (the ``pynvml`` module of NVIDIA's ``nvidia-ml-py``).
 
-Every NVML call goes through one gateway, ``NvmlCollector._query``, which sorts NVML errors:
+This module holds the NVML session (init, re-init, back-off) and the gateway; what is read per
+GPU, and how it is converted, is in ``collectors.nvml_fields``.
+
+Every NVML call goes through one gateway, ``NvmlCollector.query``, which sorts NVML errors:
 
 - ``NOT_SUPPORTED`` / ``NO_PERMISSION`` (and any other per-call error) on a field: the field is
-  ``None``, never 0 or NaN;
+  ``None``, never 0 or NaN; a function the bindings or the driver lack (``AttributeError``,
+  ``FUNCTION_NOT_FOUND``, pynvml's ``NVMLLibraryMismatchError``) likewise, or its older variant
+  where there is one;
 - a lifecycle error (GPU lost, driver gone, library/driver mismatch, reset required...) on a GPU:
   that GPU goes into ``Snapshot.down_gpus`` for this cycle, and NVML is shut down and
   initialised again on the next cycle;
 - ``nvmlInit`` failing (no library, no driver...) or ``import pynvml`` failing: ``CollectorDown``
   with one actionable line; further cycles within ``retry_backoff`` raise it again at once, without
   touching NVML.
+
+Cost: a GPU's handle, UUID, name, PCI bus id and MIG slot count are read once per NVML session;
+a field that is ``NOT_SUPPORTED`` (or a missing function) is not asked again until the session
+is re-initialised or ``recheck_unsupported`` has passed; process names are cached per PID. A
+steady cycle costs one ``nvmlDeviceGetCount`` plus about a dozen calls per GPU.
 """
 
 from __future__ import annotations
@@ -19,31 +29,32 @@ import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import ModuleType
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, TypeGuard
 
-from collectors.base import CollectorDown, CollectorError, GpuSample, Snapshot
+from collectors.base import CollectorDown, CollectorError, Snapshot
+from collectors.nvml_fields import (
+    ABSENT_FIELD_ERRORS,
+    DRIVER_NOT_LOADED,
+    FUNCTION_NOT_FOUND,
+    LIB_RM_VERSION_MISMATCH,
+    LIBRARY_NOT_FOUND,
+    LIFECYCLE_ERRORS,
+    NO_PERMISSION,
+    NOT_SUPPORTED,
+    CallFailed,
+    GpuStatic,
+    LifecycleError,
+    ProcessNames,
+    read_gpu,
+    read_static,
+    text,
+)
 
 logger = logging.getLogger(__name__)
 
-# nvml.h return codes (stable ABI values; the bindings expose the same as NVML_ERROR_*).
-NO_PERMISSION = 4
-NOT_SUPPORTED = 3
-UNINITIALIZED = 1
-DRIVER_NOT_LOADED = 9
-LIBRARY_NOT_FOUND = 12
-FUNCTION_NOT_FOUND = 13
-GPU_IS_LOST = 15
-RESET_REQUIRED = 16
-LIB_RM_VERSION_MISMATCH = 18
-GPU_NOT_FOUND = 28
+_STICKY_ERRORS = frozenset({NOT_SUPPORTED, FUNCTION_NOT_FOUND})
+"""Per-field errors that will not change within an NVML session: not asked again."""
 
-LIFECYCLE_ERRORS = frozenset(
-    {GPU_IS_LOST, DRIVER_NOT_LOADED, LIB_RM_VERSION_MISMATCH, GPU_NOT_FOUND, UNINITIALIZED,
-     RESET_REQUIRED}
-)  # fmt: skip
-"""Errors after which this NVML session cannot be trusted: re-initialise next cycle."""
-
-_ABSENT_FIELD_ERRORS = frozenset({NOT_SUPPORTED, NO_PERMISSION})
 _DEMO_HINT = "or enable collectors.simulated for a demo"
 _INIT_REASONS = {
     LIBRARY_NOT_FOUND: "NVML library not found (libnvidia-ml.so.1): install the NVIDIA driver "
@@ -59,28 +70,16 @@ _IMPORT_REASON = (
     f"Python NVML bindings missing (import pynvml failed): pip install nvidia-ml-py, {_DEMO_HINT}"
 )
 
-
-class _Lifecycle(Exception):
-    """Internal: a lifecycle NVML error; the GPU is down and NVML needs re-initialising."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+_FieldKey = tuple[str, tuple[Any, ...], tuple[tuple[str, Any], ...]]
 
 
-class _CallFailed(Exception):
-    """Internal: a non-lifecycle NVML error on one call."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class _NeverRaised(Exception):
+    """Stands in for ``NVMLLibraryMismatchError`` in bindings that do not define it."""
 
 
-def _text(value: object) -> str:
-    """NVML strings are ``bytes`` on old bindings and ``str`` on new ones."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
+def _use(fallback: str | None, code: int) -> TypeGuard[str]:
+    """Whether to call the older ``fallback`` after an error ``code``: the function is missing."""
+    return fallback is not None and code == FUNCTION_NOT_FOUND
 
 
 def _import_pynvml() -> ModuleType:
@@ -96,7 +95,8 @@ class NvmlCollector:
     Error contract: ``collect`` returns a ``Snapshot`` (GPUs that failed this cycle in
     ``down_gpus``), raises ``CollectorDown`` when NVML cannot be loaded or initialised (and again,
     without retrying, until ``retry_backoff`` has passed), or ``CollectorError`` when the GPU list
-    itself cannot be read. Only ``pynvml.NVMLError`` is caught; anything else is a bug.
+    itself cannot be read. Only ``pynvml.NVMLError`` (and ``NVMLLibraryMismatchError``) is
+    caught; anything else is a bug.
     """
 
     name: ClassVar[str] = "nvml"
@@ -107,52 +107,99 @@ class NvmlCollector:
         node: str | None = None,
         nvml: ModuleType | None = None,
         retry_backoff: timedelta = timedelta(seconds=60),
+        recheck_unsupported: timedelta = timedelta(minutes=10),
     ) -> None:
         """``nvml`` replaces ``import pynvml`` (tests pass a fake); ``node`` defaults to the
-        host name."""
+        host name; a field found unsupported is asked again after ``recheck_unsupported``."""
         self.node = node if node is not None else socket.gethostname()
         self._nvml = nvml
         self._retry_backoff = retry_backoff
+        self._recheck_unsupported = recheck_unsupported
         self._initialised = False
         self._reinit_pending = False
         self._down_reason: str | None = None
         self._retry_at: datetime | None = None
         self._warned: set[tuple[str, str, int]] = set()
+        self._unavailable: dict[str, dict[_FieldKey, int]] = {}
+        self._functions: dict[str, Callable[..., Any]] = {}
+        self._nvml_errors: tuple[type[BaseException], ...] = ()
+        self._unavailable_since: datetime | None = None
+        self._static: dict[int, GpuStatic] = {}
+        self._names = ProcessNames()
 
     # -- the gateway -------------------------------------------------------------------------
 
-    def _query(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call one NVML function; ``_Lifecycle`` or ``_CallFailed`` on an NVML error."""
-        nvml = self._module()
+    def query(self, fn: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``pynvml.<fn>``: the one place NVML is called.
+
+        Raises ``LifecycleError`` (and schedules a re-init) on a lifecycle error, ``CallFailed``
+        on any other NVML error, with ``FUNCTION_NOT_FOUND`` when the bindings lack ``fn``.
+        """
+        call = self._functions.get(fn)
+        if call is None:
+            call = self._resolve(fn)
         try:
-            return fn(*args, **kwargs)
-        except nvml.NVMLError as err:
-            code = int(err.value)
+            return call(*args, **kwargs)
+        except self._nvml_errors as err:
+            code = int(getattr(err, "value", FUNCTION_NOT_FOUND))  # no value: library mismatch
             if code in LIFECYCLE_ERRORS:
                 self._reinit_pending = True
-                raise _Lifecycle(code, f"{getattr(fn, '__name__', fn)}: {err}") from err
-            raise _CallFailed(code, f"{getattr(fn, '__name__', fn)}: {err}") from err
+                raise LifecycleError(code, f"{fn}: {err}") from err
+            raise CallFailed(code, f"{fn}: {err}") from err
 
-    def _field(self, uuid: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """One optional reading: ``None`` when NVML does not give it (lifecycle errors pass)."""
+    def _resolve(self, fn: str) -> Callable[..., Any]:
+        nvml = self._module()
+        call: Callable[..., Any] | None = getattr(nvml, fn, None)
+        if call is None:
+            raise CallFailed(FUNCTION_NOT_FOUND, f"{fn}: not in these NVML bindings")
+        self._functions[fn] = call
+        return call
+
+    def field(
+        self, subject: str, fn: str, *args: Any, fallback: str | None = None, **kwargs: Any
+    ) -> Any:
+        """One optional reading about ``subject`` (a UUID): ``None`` when NVML does not give it;
+        when ``fn`` does not exist, ``fallback`` (an older function) with the same positional
+        arguments. ``LifecycleError`` passes.
+
+        ``NOT_SUPPORTED`` and missing functions are remembered per subject and (fn, arguments
+        after the handle) and not asked again until re-init or ``recheck_unsupported``.
+        """
+        unavailable = self._unavailable.get(subject)
+        if unavailable is not None:  # rare: only subjects with an unsupported field
+            code = unavailable.get((fn, args[1:], tuple(kwargs.items())))
+            if code is not None:
+                return self.field(subject, fallback, *args) if _use(fallback, code) else None
         try:
-            return self._query(fn, *args)
-        except _CallFailed as failed:
-            self._note_absent(uuid, getattr(fn, "__name__", "?"), failed)
+            return self.query(fn, *args, **kwargs)
+        except CallFailed as failed:
+            self.note_absent(subject, fn, failed)
+            if failed.code in _STICKY_ERRORS:
+                key = (fn, args[1:], tuple(kwargs.items()))
+                self._unavailable.setdefault(subject, {})[key] = failed.code
+            if _use(fallback, failed.code):
+                return self.field(subject, fallback, *args)
             return None
 
-    def _note_absent(self, uuid: str, field: str, failed: _CallFailed) -> None:
-        if failed.code in _ABSENT_FIELD_ERRORS or (uuid, field, failed.code) in self._warned:
-            logger.debug("nvml %s on %s not available: %s", field, uuid, failed)
+    def note_absent(self, subject: str, fn: str, failed: CallFailed) -> None:
+        """Debug for expected absences; a warning once per (subject, fn, code) otherwise."""
+        if failed.code in ABSENT_FIELD_ERRORS or failed.code == FUNCTION_NOT_FOUND:
+            logger.debug("nvml %s on %s not available: %s", fn, subject, failed)
             return
-        self._warned.add((uuid, field, failed.code))
-        logger.warning("nvml %s on %s failed, reported as absent: %s", field, uuid, failed)
+        if (subject, fn, failed.code) in self._warned:
+            logger.debug("nvml %s on %s failed again: %s", fn, subject, failed)
+            return
+        self._warned.add((subject, fn, failed.code))
+        logger.warning("nvml %s on %s failed, reported as absent: %s", fn, subject, failed)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def _module(self) -> ModuleType:
         if self._nvml is None:
             self._nvml = _import_pynvml()
+        if not self._nvml_errors:
+            mismatch = getattr(self._nvml, "NVMLLibraryMismatchError", _NeverRaised)
+            self._nvml_errors = (self._nvml.NVMLError, mismatch)
         return self._nvml
 
     def _ensure_init(self, now: datetime) -> ModuleType:
@@ -170,8 +217,8 @@ class NvmlCollector:
         except ImportError:
             self._mark_down(now, _IMPORT_REASON)
         try:
-            self._query(nvml.nvmlInit)
-        except (_Lifecycle, _CallFailed) as failed:
+            self.query("nvmlInit")
+        except (LifecycleError, CallFailed) as failed:
             fallback = f"NVML initialisation failed ({failed}, NVML error {failed.code})"
             self._mark_down(now, _INIT_REASONS.get(failed.code, fallback))
         self._initialised = True
@@ -189,11 +236,14 @@ class NvmlCollector:
 
     def _shutdown(self) -> None:
         self._initialised = False
+        self._static.clear()
+        self._unavailable.clear()
+        self._functions.clear()
         if self._nvml is None:
             return
         try:
-            self._query(self._nvml.nvmlShutdown)
-        except (_Lifecycle, _CallFailed) as failed:
+            self.query("nvmlShutdown")
+        except (LifecycleError, CallFailed) as failed:
             logger.debug("nvmlShutdown failed (ignored): %s", failed)
 
     def close(self) -> None:
@@ -206,58 +256,36 @@ class NvmlCollector:
     def collect(self, now: datetime) -> Snapshot:
         """Read every GPU once; see the class docstring for the error contract."""
         nvml = self._ensure_init(now)
+        since = self._unavailable_since
+        if since is None or now - since >= self._recheck_unsupported or now < since:
+            self._unavailable.clear()
+            self._unavailable_since = now
         try:
-            count = int(self._query(nvml.nvmlDeviceGetCount))
-        except (_Lifecycle, _CallFailed) as failed:
+            count = int(self.query("nvmlDeviceGetCount"))
+        except (LifecycleError, CallFailed) as failed:
             raise CollectorError(f"cannot list GPUs through NVML: {failed}") from None
-        gpus: list[GpuSample] = []
+        if any(index >= count for index in self._static):
+            self._static.clear()
+        gpus = []
         down: list[str] = []
-        for index in range(count):
-            key = f"{self.node}/{index}"
-            try:
-                handle = self._query(nvml.nvmlDeviceGetHandleByIndex, index)
-                key = _text(self._query(nvml.nvmlDeviceGetUUID, handle))
-                gpus.append(self._sample(nvml, handle, key, index, now))
-            except (_Lifecycle, _CallFailed) as failed:
-                logger.warning("GPU %s is down this cycle: %s", key, failed)
-                down.append(key)
+        try:
+            for index in range(count):
+                key = f"{self.node}/{index}"
+                try:
+                    gpu = self._static.get(index)
+                    if gpu is None:
+                        handle = self.query("nvmlDeviceGetHandleByIndex", index)
+                        gpu = GpuStatic(handle, text(self.query("nvmlDeviceGetUUID", handle)))
+                        self._static[index] = gpu
+                    key = gpu.uuid
+                    read_static(self, gpu)
+                    sample = read_gpu(
+                        self, nvml, gpu, index=index, node=self.node, now=now, names=self._names
+                    )
+                    gpus.append(sample)
+                except (LifecycleError, CallFailed) as failed:
+                    logger.warning("GPU %s is down this cycle: %s", key, failed)
+                    down.append(key)
+        finally:
+            self._names.end_cycle()
         return Snapshot(collector=self.name, timestamp=now, gpus=tuple(gpus), down_gpus=tuple(down))
-
-    def _sample(
-        self, nvml: ModuleType, handle: Any, uuid: str, index: int, now: datetime
-    ) -> GpuSample:
-        name = self._field(uuid, nvml.nvmlDeviceGetName, handle)
-        util = self._field(uuid, nvml.nvmlDeviceGetUtilizationRates, handle)
-        memory = self._memory(nvml, handle, uuid)
-        power_mw = self._field(uuid, nvml.nvmlDeviceGetPowerUsage, handle)
-        limit_mw = self._field(uuid, nvml.nvmlDeviceGetEnforcedPowerLimit, handle)
-        energy_mj = self._field(uuid, nvml.nvmlDeviceGetTotalEnergyConsumption, handle)
-        temp = self._field(uuid, nvml.nvmlDeviceGetTemperature, handle, nvml.NVML_TEMPERATURE_GPU)
-        return GpuSample(
-            uuid=uuid,
-            node=self.node,
-            index=index,
-            name=_text(name) if name is not None else "unknown",
-            timestamp=now,
-            utilization_ratio=util.gpu / 100.0 if util is not None else None,
-            memory_used_bytes=int(memory.used) if memory is not None else None,
-            memory_total_bytes=int(memory.total) if memory is not None else None,
-            power_watts=power_mw / 1000.0 if power_mw is not None else None,
-            power_limit_watts=limit_mw / 1000.0 if limit_mw is not None else None,
-            energy_joules=energy_mj / 1000.0 if energy_mj is not None else None,
-            temperature_celsius=float(temp) if temp is not None else None,
-        )
-
-    def _memory(self, nvml: ModuleType, handle: Any, uuid: str) -> Any:
-        """v2 memory info (``used`` without driver-reserved memory), v1 where v2 is missing."""
-        v2 = getattr(nvml, "nvmlMemory_v2", None)
-        if v2 is not None:
-            try:
-                return self._query(nvml.nvmlDeviceGetMemoryInfo, handle, version=v2)
-            except TypeError:  # bindings older than the version= keyword
-                logger.debug("nvmlDeviceGetMemoryInfo takes no version; using v1")
-            except _CallFailed as failed:
-                if failed.code != FUNCTION_NOT_FOUND:
-                    self._note_absent(uuid, "nvmlDeviceGetMemoryInfo", failed)
-                    return None
-        return self._field(uuid, nvml.nvmlDeviceGetMemoryInfo, handle)

@@ -29,6 +29,7 @@ from daemon.cli_common import (
 from daemon.cli_telemetry import add_telemetry_commands, cmd_agent, cmd_scrape, cmd_simulate
 from daemon.clock import Clock, ScaledClock, SystemClock
 from daemon.config import Config, ConfigError, effective_config_yaml, load_config
+from daemon.demo import start_demo_sources
 from daemon.exporter import build_registry
 from daemon.jobs import JobRunner
 from daemon.process import build_pipeline
@@ -126,7 +127,9 @@ def serve(
         return EXIT_FAILURE
     engine = open_store(db_url, busy_timeout_seconds=config.store.busy_timeout.total_seconds())
     state = LiveState()
-    pipeline = build_pipeline(config, engine, state)
+    sources = start_demo_sources(config.collectors.simulated, clock.now) if demo else None
+    collectors = sources.collectors() if sources is not None else None
+    pipeline = build_pipeline(config, engine, state, collectors=collectors)
     runner = JobRunner(state)
     scheduler = build_scheduler(pipeline.jobs(), runner, clock.now, speed=speed)
     services = Services(
@@ -141,14 +144,21 @@ def serve(
     )
     app = create_app(services)
     print(f"tcowatch: board on http://{host}:{port}  (database {masked(db_url)})", file=sys.stderr)
-    if demo:
-        print(f"tcowatch: demo clock at {speed:g}x; Ctrl-C stops", file=sys.stderr, flush=True)
+    if sources is not None:
+        print(
+            f"tcowatch: demo clock at {speed:g}x; simulated exporters on {sources.base_url}; "
+            "Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
     )
     try:
         run_server(server)
     finally:
+        if sources is not None:
+            sources.stop()
         engine.dispose()
     logger.info("stopped")
     return EXIT_OK

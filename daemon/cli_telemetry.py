@@ -227,13 +227,20 @@ def _json_lines(snapshot: Snapshot) -> Iterable[str]:
         yield json.dumps({"type": "down", "uuid": uuid})
 
 
+def _console() -> Any:
+    """A rich console; wide when writing to a pipe so tables are not squeezed to 80 columns."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=240)
+
+
 def _fmt(value: float | None, pattern: str, scale: float = 1.0) -> str:
     return "n/a" if value is None else pattern.format(value * scale)
 
 
 def print_gpu_table(gpus: Sequence[GpuSample], down: Sequence[str], *, title: str) -> None:
     """GPU records as a terminal table; unreported fields show ``n/a``."""
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
@@ -265,17 +272,16 @@ def print_gpu_table(gpus: Sequence[GpuSample], down: Sequence[str], *, title: st
             "n/a" if gpu.processes is None else str(len(gpu.processes)),
             ", ".join(f"{m.gpu_instance_id}:{m.profile or '?'}" for m in gpu.mig_instances),
         )
-    console = Console()
+    console = _console()
     console.print(table)
     for uuid in down:
         console.print(f"[red]down:[/red] {uuid}")
 
 
 def _print_snapshot(snapshot: Snapshot) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = _console()
     if snapshot.gpus or snapshot.down_gpus:
         print_gpu_table(snapshot.gpus, snapshot.down_gpus, title="GPUs")
     if snapshot.models:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ctypes
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -286,3 +287,18 @@ def test_it_reads_real_gpus_when_present():
         assert gpu.memory_total_bytes is None or gpu.memory_total_bytes > 2**30
         assert gpu.power_watts is None or 0 < gpu.power_watts < 2_000
         assert gpu.utilization_ratio is None or 0 <= gpu.utilization_ratio <= 1
+        assert gpu.memory_utilization_ratio is None or 0 <= gpu.memory_utilization_ratio <= 1
+        assert gpu.pci_bus_id is None or re.fullmatch(
+            r"[0-9A-F]{8}:[0-9A-F]{2}:[0-9A-F]{2}\.\d", gpu.pci_bus_id
+        )
+        assert gpu.sm_clock_hz is None or 0 <= gpu.sm_clock_hz < 5e9
+        assert gpu.memory_clock_hz is None or 0 < gpu.memory_clock_hz < 2e10
+        assert gpu.pstate is None or 0 <= gpu.pstate <= 15
+        assert gpu.energy_joules is None or gpu.energy_joules > 0
+        assert gpu.memory_reserved_bytes is None or gpu.memory_reserved_bytes < (
+            gpu.memory_total_bytes or 0
+        )
+        assert gpu.processes is None or all(p.pid > 0 for p in gpu.processes)
+        assert gpu.mig_enabled in (None, True, False)
+        if gpu.mig_enabled:
+            assert gpu.utilization_ratio is None

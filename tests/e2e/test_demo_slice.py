@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from daemon.cli import demo_config
 from daemon.clock import ManualClock
 from daemon.config import Config
+from daemon.demo import start_demo_sources
 from daemon.exporter import build_registry
 from daemon.jobs import JobRunner, Pipeline
 from daemon.process import build_pipeline
@@ -41,9 +42,13 @@ class Demo:
         self.clock = ManualClock(START)
         self.engine = open_store(db_url)
         self.state = LiveState()
-        self.pipeline: Pipeline = build_pipeline(self.config, self.engine, self.state)
+        # the demo's sources: simulated exporters on loopback, read through the scrape path
+        self.sources = start_demo_sources(self.config.collectors.simulated, self.clock.now)
+        self.pipeline: Pipeline = build_pipeline(
+            self.config, self.engine, self.state, collectors=self.sources.collectors()
+        )
         self.scheduler = SteppedScheduler(self.pipeline.jobs(), JobRunner(self.state), START)
-        self.fleet: Any = self.pipeline.collectors[0][0]
+        self.fleet = self.sources.fleet
         self.services = Services(
             engine=self.engine,
             state=self.state,
@@ -79,6 +84,7 @@ def demo(tmp_path: Path, httpserver: HTTPServer) -> Iterator[Demo]:
     d = Demo(f"sqlite:///{tmp_path / 'demo.db'}", httpserver.url_for("/hook"))
     yield d
     d.pipeline.close()
+    d.sources.stop()
     d.engine.dispose()
 
 
@@ -127,6 +133,11 @@ def test_it_fires_delivers_and_resolves_an_idle_gpu_alert(
         metrics = client.get("/metrics").text
         board = client.get("/").text
     assert metrics.count("tcowatch_gpu_utilization_ratio{") == 16
+    targets = demo.state.view().targets
+    assert len(targets) == len(demo.sources.endpoints.targets(demo.sources.base_url))
+    assert targets and all(t.up for t in targets.values()), targets
+    assert {t.kind for t in targets.values()} == {"dcgm", "vllm"}
+    assert 'tcowatch_collector_up{collector="scrape"} 1.0' in metrics
     assert 'alertstate="firing"' in metrics and idle_uuid in metrics
     assert "GpuIdle" in board and "firing" in board
 
@@ -152,7 +163,9 @@ def test_it_keeps_for_progress_across_a_restart(demo: Demo, tmp_path: Path) -> N
         )
     demo.advance(timedelta(minutes=2))
     # A new process on the same database: a fresh pipeline and buffer, same store.
-    restarted = build_pipeline(demo.config, demo.engine, LiveState())
+    restarted = build_pipeline(
+        demo.config, demo.engine, LiveState(), collectors=demo.sources.collectors()
+    )
     now = demo.clock.now()
     restarted.evaluate(now)
     with Session(demo.engine) as session:
