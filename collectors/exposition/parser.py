@@ -271,11 +271,10 @@ def _too_long(lineno: int, label: str, max_length: int) -> ExpositionError:
     )
 
 
-def _render_series(name: str, labels: dict[str, str]) -> str:
-    if not labels:
-        return name
+def _render_series(name: str, labels: dict[str, str], limit: int = 200) -> str:
     inner = ",".join(f"{label}={value!r}" for label, value in labels.items())
-    return f"{name}{{{inner}}}"
+    text = f"{name}{{{inner}}}" if labels else name
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _read_comment(line: str, lineno: int, types: dict[str, str], helps: dict[str, str]) -> None:
