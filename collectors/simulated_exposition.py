@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import quote, unquote
 
 from prometheus_client import utils as _prom_utils
 
 from collectors.base import GpuSample, ModelSample, Snapshot
+from collectors.plain_asgi import Receive, Scope, Send, respond, run_lifespan
 from collectors.scrape import Target
 from collectors.simulated import SimulatedFleet
 
@@ -44,11 +44,6 @@ _IDLE_BELOW = 0.05
 
 _go_float: Callable[[float], str] = _prom_utils.floatToGoString
 """prometheus_client's value formatting (``1.7537953269353123e+09``), as vLLM prints it."""
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 def _escape(value: str) -> str:
@@ -318,31 +313,13 @@ class SimulatedEndpoints:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await run_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         status, body = self._route(scope)
         content_type = CONTENT_TYPE if status == 200 else "text/plain; charset=utf-8"
-        data = body.encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", content_type.encode()),
-                    (b"content-length", str(len(data)).encode()),
-                ],
-            }
-        )
-        await send(
-            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else data}
-        )
+        await respond(send, status, content_type, body.encode(), head=scope["method"] == "HEAD")
 
     def _route(self, scope: Scope) -> tuple[int, str]:
         if scope["method"] not in ("GET", "HEAD"):

@@ -13,20 +13,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from collectors.base import Collector, CollectorError, Snapshot
+from collectors.plain_asgi import Receive, Scope, Send, respond, run_lifespan
 from daemon.exporter import ExpositionCache, build_registry
 from daemon.state import CollectorStatus, LiveState
 from rules.idle import IdlePolicy
 
 logger = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class Agent:
@@ -99,13 +95,8 @@ def metrics_app(agent: Agent) -> Callable[[Scope, Receive, Send], Awaitable[None
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await run_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         path = scope.get("path", "")
@@ -116,16 +107,6 @@ def metrics_app(agent: Agent) -> Callable[[Scope, Receive, Send], Awaitable[None
             status, media, body = 200, "application/json", b'{"status":"ok"}'
         else:
             status, media, body = 404, "text/plain; charset=utf-8", b"not found\n"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", media.encode()),
-                    (b"content-length", b"%d" % len(body)),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await respond(send, status, media, body, head=scope.get("method") == "HEAD")
 
     return app

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from collectors.base import GpuProcess, GpuSample, MigInstance
 from collectors.exposition.parser import Exposition, Sample
+from collectors.exposition.readings import reading_fields
 
 logger = logging.getLogger(__name__)
 
@@ -190,11 +191,6 @@ def _int(values: dict[str, float], attr: str) -> int | None:
     return None if value is None else round(value)
 
 
-def _bool(values: dict[str, float], attr: str) -> bool | None:
-    value = values.get(attr)
-    return None if value is None else value != 0.0
-
-
 def _record(uuid: str, gpu: _Gpu, now: datetime, notes: _Notes) -> GpuSample:
     values = gpu.values
     processes: tuple[GpuProcess, ...] | None = None
@@ -217,24 +213,10 @@ def _record(uuid: str, gpu: _Gpu, now: datetime, notes: _Notes) -> GpuSample:
         index=gpu.index,
         name=gpu.name,
         timestamp=now,
-        utilization_ratio=values.get("utilization_ratio"),
-        memory_used_bytes=_int(values, "memory_used_bytes"),
-        memory_total_bytes=_int(values, "memory_total_bytes"),
-        power_watts=values.get("power_watts"),
-        power_limit_watts=values.get("power_limit_watts"),
-        energy_joules=values.get("energy_joules"),
-        temperature_celsius=values.get("temperature_celsius"),
         pci_bus_id=gpu.pci_bus_id,
-        memory_utilization_ratio=values.get("memory_utilization_ratio"),
-        memory_reserved_bytes=_int(values, "memory_reserved_bytes"),
-        sm_clock_hz=values.get("sm_clock_hz"),
-        memory_clock_hz=values.get("memory_clock_hz"),
-        pstate=_int(values, "pstate"),
-        clock_event_idle=_bool(values, "clock_event_idle"),
-        engine_active_ratio=values.get("engine_active_ratio"),
         processes=processes,
-        mig_enabled=_bool(values, "mig_enabled"),
         mig_instances=instances,
+        **reading_fields(values),
     )
 
 

@@ -23,6 +23,7 @@ from datetime import datetime
 
 from collectors.base import GpuProcess, GpuSample
 from collectors.exposition.parser import Exposition, Sample
+from collectors.exposition.readings import reading_fields
 
 logger = logging.getLogger(__name__)
 
@@ -171,16 +172,6 @@ def _processes(expo: Exposition, gpus: dict[str, _Gpu], notes: _Notes) -> None:
         )
 
 
-def _int(values: dict[str, float], attr: str) -> int | None:
-    value = values.get(attr)
-    return None if value is None else round(value)
-
-
-def _bool(values: dict[str, float], attr: str) -> bool | None:
-    value = values.get(attr)
-    return None if value is None else value == 1.0
-
-
 def _record(uuid: str, gpu: _Gpu, node: str, now: datetime, with_processes: bool) -> GpuSample:
     values = gpu.values
     processes = tuple(gpu.processes[pid] for pid in sorted(gpu.processes))
@@ -190,22 +181,9 @@ def _record(uuid: str, gpu: _Gpu, node: str, now: datetime, with_processes: bool
         index=gpu.index,
         name=gpu.name,
         timestamp=now,
-        utilization_ratio=values.get("utilization_ratio"),
-        memory_used_bytes=_int(values, "memory_used_bytes"),
-        memory_total_bytes=_int(values, "memory_total_bytes"),
-        power_watts=values.get("power_watts"),
-        power_limit_watts=values.get("power_limit_watts"),
-        energy_joules=values.get("energy_joules"),
-        temperature_celsius=values.get("temperature_celsius"),
         pci_bus_id=gpu.pci_bus_id,
-        memory_utilization_ratio=values.get("memory_utilization_ratio"),
-        memory_reserved_bytes=_int(values, "memory_reserved_bytes"),
-        sm_clock_hz=values.get("sm_clock_hz"),
-        memory_clock_hz=values.get("memory_clock_hz"),
-        pstate=_int(values, "pstate"),
-        clock_event_idle=_bool(values, "clock_event_idle"),
         processes=processes if with_processes else None,
-        mig_enabled=_bool(values, "mig_enabled"),
+        **reading_fields(values),
     )
 
 
