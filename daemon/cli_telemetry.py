@@ -161,7 +161,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     from collectors.simulated import SimulatedFleet
     from collectors.simulated_exposition import SimulatedEndpoints
-    from daemon.cli import demo_config
+    from daemon.cli_server import demo_config
     from daemon.config import Config
 
     setup_logging("INFO")

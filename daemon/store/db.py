@@ -23,13 +23,11 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
+from daemon.store.errors import StoreError
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-
-
-class StoreError(Exception):
-    """The store cannot be opened or upgraded; the message is one actionable line."""
 
 
 def resolve_url(db: str | None, config_path: Path | None) -> str:

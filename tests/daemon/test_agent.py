@@ -48,10 +48,16 @@ def test_it_serves_gpu_metrics_from_nvml() -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     body = response.text
-    assert f'tcowatch_gpu_idle{{gpu="0",model_name="NVIDIA H100 80GB HBM3",node="n1",uuid="{BUSY}"}} 0.0' in body
+    assert (
+        f'tcowatch_gpu_idle{{gpu="0",model_name="NVIDIA H100 80GB HBM3",node="n1",uuid="{BUSY}"}} 0.0'
+        in body
+    )
     assert body.count("tcowatch_gpu_utilization_ratio{") == 2
     assert 'tcowatch_collector_up{collector="nvml"} 1.0' in body
-    assert f'tcowatch_gpu_idle{{gpu="1",model_name="NVIDIA H100 80GB HBM3",node="n1",uuid="{IDLE}"}} 1.0' in body
+    assert (
+        f'tcowatch_gpu_idle{{gpu="1",model_name="NVIDIA H100 80GB HBM3",node="n1",uuid="{IDLE}"}} 1.0'
+        in body
+    )
     assert get(metrics_app(agent), "/healthz").json() == {"status": "ok"}
     assert get(metrics_app(agent), "/nope").status_code == 404
 

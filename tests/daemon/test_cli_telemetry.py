@@ -24,7 +24,11 @@ VLLM = (SHARED_FIXTURES / "exposition" / "vllm-0.10-deprecated-prefix-cache.prom
 def tcowatch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "daemon.cli", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=60, env=dict(os.environ),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
     )
 
 
@@ -61,7 +65,9 @@ def test_scrape_exits_1_with_the_reason_for_a_broken_target(
 def test_scrape_rejects_a_bad_timeout_in_one_line(tmp_path: Path) -> None:
     result = tcowatch("scrape", "http://127.0.0.1:1/metrics", "--timeout", "soon", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == 'tcowatch: --timeout: expected a duration like "15s", got "soon"'
+    assert (
+        result.stderr.strip() == 'tcowatch: --timeout: expected a duration like "15s", got "soon"'
+    )
 
 
 def free_port() -> int:
@@ -74,9 +80,22 @@ def test_simulate_serves_exporters_and_writes_a_target_file(tmp_path: Path) -> N
     port = free_port()
     targets_file = tmp_path / "targets.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "simulate", "--gpus", "8", "--port", str(port),
-         "--targets-file", str(targets_file)],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "daemon.cli",
+            "simulate",
+            "--gpus",
+            "8",
+            "--port",
+            str(port),
+            "--targets-file",
+            str(targets_file),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30

@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 from pytest_httpserver import HTTPServer
 from sqlmodel import Session, select
 
-from daemon.cli import demo_config
+from daemon.cli_server import demo_config
 from daemon.clock import ManualClock
 from daemon.config import Config
 from daemon.demo import start_demo_sources

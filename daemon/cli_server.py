@@ -1,0 +1,159 @@
+"""The server commands (``demo``, ``run``, ``db``): open the store, build the pipeline, serve.
+
+The composition root of the server process: the only ``daemon`` module that imports ``web``.
+Imported by ``daemon.cli`` only when one of these commands runs, so the node agent never
+loads the store, the scheduler or the web framework.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from daemon.cli_common import EXIT_FAILURE, EXIT_OK, port_free, run_server, setup_logging
+from daemon.clock import Clock, ScaledClock, SystemClock
+from daemon.config import Config, ConfigError, load_config
+from daemon.demo import start_demo_sources
+from daemon.exporter import build_registry
+from daemon.jobs import JobRunner
+from daemon.process import build_pipeline
+from daemon.scheduler import build_scheduler, scheduler_lifespan
+from daemon.services import Services
+from daemon.state import LiveState
+from daemon.store.db import (
+    current_revision,
+    head_revision,
+    masked,
+    open_store,
+    readiness_problems,
+    resolve_url,
+)
+
+logger = logging.getLogger("daemon.cli")
+
+
+def demo_config(base: Config, *, gpus: int, seed: int) -> Config:
+    """``base`` with the simulator on (``gpus`` GPUs) and NVML off."""
+    if gpus < 1 or gpus > 8192:
+        raise ConfigError("--gpus", ["expected between 1 and 8192 GPUs"])
+    if gpus <= 16:
+        per_node = 4 if gpus % 4 == 0 else gpus
+    elif gpus % 8 == 0:
+        per_node = 8
+    elif gpus % 4 == 0:
+        per_node = 4
+    else:
+        raise ConfigError("--gpus", [f"expected a multiple of 4 above 16, got {gpus}"])
+    simulated = base.collectors.simulated.model_copy(
+        update={"enabled": True, "nodes": gpus // per_node, "gpus_per_node": per_node, "seed": seed}
+    )
+    nvml = base.collectors.nvml.model_copy(update={"enabled": False})
+    collectors = base.collectors.model_copy(update={"simulated": simulated, "nvml": nvml})
+    return base.model_copy(update={"collectors": collectors})
+
+
+def serve(
+    config: Config, db_url: str, clock: Clock, *, host: str, port: int, speed: float, demo: bool
+) -> int:
+    """Open the store, build the pipeline and serve the board until SIGINT/SIGTERM."""
+    import uvicorn
+
+    from web.app import create_app
+
+    if not port_free(host, port):
+        print(f"tcowatch: {host}:{port} is already in use: pass --port", file=sys.stderr)
+        return EXIT_FAILURE
+    engine = open_store(db_url, busy_timeout_seconds=config.store.busy_timeout.total_seconds())
+    state = LiveState()
+    sources = start_demo_sources(config.collectors.simulated, clock.now) if demo else None
+    collectors = sources.collectors() if sources is not None else None
+    pipeline = build_pipeline(config, engine, state, collectors=collectors)
+    runner = JobRunner(state)
+    scheduler = build_scheduler(pipeline.jobs(), runner, clock.now, speed=speed)
+    services = Services(
+        engine=engine,
+        state=state,
+        registry=build_registry(state),
+        now=clock.now,
+        readiness=lambda: readiness_problems(engine) + _scheduler_problems(scheduler),
+        demo=demo,
+        lifespans=[scheduler_lifespan(scheduler, pipeline.close)],
+        csrf_secret=secrets.token_urlsafe(32),
+    )
+    app = create_app(services)
+    print(f"tcowatch: board on http://{host}:{port}  (database {masked(db_url)})", file=sys.stderr)
+    if sources is not None:
+        print(
+            f"tcowatch: demo clock at {speed:g}x; simulated exporters on {sources.base_url}; "
+            "Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    )
+    try:
+        run_server(server)
+    finally:
+        if sources is not None:
+            sources.stop()
+        engine.dispose()
+    logger.info("stopped")
+    return EXIT_OK
+
+
+def _scheduler_problems(scheduler: Any) -> list[str]:
+    return [] if scheduler.running else ["scheduler not running"]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    config, config_path = load_config(args.config)
+    config = demo_config(config, gpus=args.gpus, seed=args.seed)
+    setup_logging(config.log_level)
+    if args.speed <= 0:
+        raise ConfigError("--speed", ["expected a positive number"])
+    if args.db is None:
+        folder = Path(tempfile.mkdtemp(prefix="tcowatch-demo-"))
+        db_url = resolve_url(str(folder / "demo.db"), None)
+    else:
+        db_url = resolve_url(args.db, config_path)
+    return serve(
+        config,
+        db_url,
+        ScaledClock(args.speed),
+        host=args.host or config.web.host,
+        port=args.port or config.web.port,
+        speed=args.speed,
+        demo=True,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config, config_path = load_config(args.config)
+    setup_logging(config.log_level)
+    return serve(
+        config,
+        resolve_url(args.db or config.store.url, config_path),
+        SystemClock(),
+        host=args.host or config.web.host,
+        port=args.port or config.web.port,
+        speed=1.0,
+        demo=False,
+    )
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    config, config_path = load_config(args.config)
+    setup_logging(config.log_level)
+    url = resolve_url(args.db or config.store.url, config_path)
+    migrate = args.db_command == "upgrade"
+    engine = open_store(url, migrate=migrate)
+    current = current_revision(engine)
+    engine.dispose()
+    print(f"{masked(url)}: schema at {current} (latest {head_revision()})")
+    return EXIT_OK
