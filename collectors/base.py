@@ -16,6 +16,7 @@ import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
 
@@ -137,6 +138,39 @@ class TargetStatus:
     duration_seconds: float
     error: str = ""
     """One line; for ``up`` targets, notes such as ignored non-finite values."""
+
+
+@dataclass(frozen=True, slots=True)
+class CostLine:
+    """One billing line from any source, in FOCUS 1.2 terms (snake_case), money as ``Decimal``.
+
+    ``row_key`` identifies the line within its source and billing period (stable across
+    re-reads of the same line). Datetimes are aware UTC; periods are [start, end).
+    """
+
+    row_key: str
+    provider: str
+    billed_cost: Decimal
+    billing_currency: str
+    charge_period_start: datetime
+    charge_period_end: datetime
+    billing_period_start: datetime | None = None
+    billing_period_end: datetime | None = None
+    effective_cost: Decimal | None = None
+    list_cost: Decimal | None = None
+    charge_category: str | None = None
+    service_name: str | None = None
+    service_category: str | None = None
+    resource_id: str | None = None
+    region_id: str | None = None
+    sku_id: str | None = None
+    billing_account_id: str | None = None
+    sub_account_id: str | None = None
+    consumed_quantity: Decimal | None = None
+    consumed_unit: str | None = None
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """``x_`` custom columns and provider-specific fields worth keeping, JSON-safe values."""
 
 
 @dataclass(frozen=True, slots=True)

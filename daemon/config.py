@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -226,6 +227,148 @@ def default_rules() -> list[RuleConfig]:
     ]
 
 
+Money = Annotated[Decimal, Field(ge=0)]
+"""A non-negative amount; YAML numbers are read through their text, so 0.1 stays 0.1."""
+
+
+class GpuCostModelConfig(_Section):
+    """What one GPU of a model costs, per GPU, with the unit in every field name."""
+
+    gpu_model: str
+    """The GPU name as NVML/dcgm report it (``NVIDIA H100 80GB HBM3``)."""
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    purchase_price: Money
+    depreciation_years: Decimal = Field(gt=0)
+    power_price_per_kwh: Money
+    pue: Decimal = Field(default=Decimal("1.3"), ge=1)
+    ops_cost_per_year: Money = Decimal("0")
+    dr_cost_per_year: Money = Decimal("0")
+    upgrade_cost_per_event: Money = Decimal("0")
+    upgrades_per_5y: Money = Decimal("0")
+
+
+class TokenPriceConfig(_Section):
+    """A cloud LLM API price per million tokens, from a date (overrides the shipped book)."""
+
+    provider: str
+    model: str
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    effective_from: datetime
+    input_cache_hit: Money
+    input_cache_miss: Money
+    output: Money
+
+
+class BudgetConfig(_Section):
+    """A monthly budget over cloud spend (optionally one provider or service)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    amount: Money
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    provider: str | None = None
+    service: str | None = None
+
+
+class TcoConfig(_Section):
+    """Five-year TCO inputs (defaults: the source analysis's numbers, in CNY)."""
+
+    years: int = Field(default=5, ge=1, le=30)
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    hardware_depreciation_per_year: Money = Decimal("80000")
+    ops_staff_per_year: Money = Decimal("240000")
+    dr_per_year: Money = Decimal("120000")
+    upgrade_cost_per_event: Money = Decimal("50000")
+    upgrades: int = Field(default=3, ge=0)
+    cloud_ops_per_year: Money = Decimal("60000")
+    cloud_dr_per_year: Money = Decimal("30000")
+    cloud_usage_per_year: Money = Decimal("48000")
+
+
+class ReadinessConfig(_Section):
+    """The team readiness checklist for self-hosting (declared)."""
+
+    k8s_certified_engineers: bool = False
+    monitoring_24x7: bool = False
+    dr_drills_passed: bool = False
+
+
+class WorkloadConfig(_Section):
+    """A workload for the placement advisor."""
+
+    name: str
+    model: str
+    """The served model name whose measured traffic and cost are used."""
+    latency_need: Literal["interactive", "batch"] = "interactive"
+    data_sensitivity: Literal["public", "internal", "regulated"] = "internal"
+    cloud_provider: str = "deepseek"
+    cloud_model: str = "deepseek-chat"
+
+
+class CostsConfig(_Section):
+    """The cost model: local GPU costs, cloud API prices, budgets, TCO, placement."""
+
+    display_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    fx_rates: dict[str, Decimal] = Field(default_factory=dict)
+    """Units of the display currency per unit of each other currency (no live FX)."""
+    gpu_models: list[GpuCostModelConfig] = Field(default_factory=list)
+    prices: list[TokenPriceConfig] = Field(default_factory=list)
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+    tco: TcoConfig = TcoConfig()
+    readiness: ReadinessConfig = ReadinessConfig()
+    workloads: list[WorkloadConfig] = Field(default_factory=list)
+    interval: Duration = timedelta(minutes=1)
+    """How often cost figures (/metrics, board) are recomputed."""
+
+
+class BillingSourceConfig(_Section):
+    """A cloud billing API. Credentials are secrets: never printed, logged or exported."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    type: Literal["aws_ce", "azure", "gcp", "aliyun"]
+    # aws_ce
+    region: str = "us-east-1"
+    profile: str | None = None
+    metric: str = "UnblendedCost"
+    group_by: str = "SERVICE"
+    # azure
+    scope: str | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    # gcp
+    table: str | None = None
+    project: str | None = None
+    # aliyun
+    access_key_id: str | None = None
+    access_key_secret: SecretStr | None = None
+    endpoint: str = "business.ap-southeast-1.aliyuncs.com"
+
+    @model_validator(mode="after")
+    def _required_for_type(self) -> BillingSourceConfig:
+        required = {
+            "aws_ce": (),
+            "azure": ("scope", "tenant_id", "client_id", "client_secret"),
+            "gcp": ("table",),
+            "aliyun": ("access_key_id", "access_key_secret"),
+        }[self.type]
+        missing = [key for key in required if getattr(self, key) in (None, "")]
+        if missing:
+            raise ValueError(f"{missing[0]}: required for type {self.type}")
+        return self
+
+
+class BillingConfig(_Section):
+    """Cloud bills: API collectors and watched FOCUS folders."""
+
+    interval: Duration = timedelta(hours=6)
+    restate_days: int = Field(default=7, ge=1, le=90)
+    """Each run re-reads this many days: providers restate recent bills."""
+    sources: list[BillingSourceConfig] = Field(default_factory=list)
+    focus_watch_dirs: list[str] = Field(default_factory=list)
+    """Folders where AWS Data Exports, Azure or GCP drop FOCUS files; imported as they land."""
+    focus_watch_interval: Duration = timedelta(minutes=5)
+
+
 class ChannelConfig(_Section):
     """A notification channel. Its URL and secret are secrets: never printed or logged."""
 
@@ -268,12 +411,16 @@ class Config(_Section):
     rules: list[RuleConfig] = Field(default_factory=default_rules)
     notify: NotifyConfig = NotifyConfig()
     channels: list[ChannelConfig] = Field(default_factory=list)
+    costs: CostsConfig = CostsConfig()
+    billing: BillingConfig = BillingConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
         for what, names in (
             ("rules", [r.name for r in self.rules]),
             ("channels", [c.name for c in self.channels]),
+            ("billing.sources", [b.name for b in self.billing.sources]),
+            ("costs.budgets", [b.name for b in self.costs.budgets]),
         ):
             seen: set[str] = set()
             for name in names:
@@ -288,9 +435,21 @@ def _format_error(loc: tuple[int | str, ...], message: str, raw: Mapping[str, An
     message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if message == "Extra inputs are not permitted":
         message = "unknown key"
-    if message.startswith(("kind:", "params.", "labels.", "annotations.")) or (
-        ": " in message and not path
-    ):
+    if message.startswith(
+        (
+            "kind:",
+            "params.",
+            "labels.",
+            "annotations.",
+            "scope:",
+            "tenant_id:",
+            "client_id:",
+            "client_secret:",
+            "table:",
+            "access_key_id:",
+            "access_key_secret:",
+        )
+    ) or (": " in message and not path):
         sub, _, rest = message.partition(": ")
         path = f"{path}.{sub}" if path else sub
         message = rest

@@ -228,6 +228,7 @@ class CostRecord(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "row_key", name="uq_cost_record_row"),
         Index("ix_cost_record_period", "source", "charge_period_start"),
+        Index("ix_cost_record_billing_period", "source", "billing_period_start"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -249,3 +250,10 @@ class CostRecord(SQLModel, table=True):
     consumed_quantity: Decimal | None = Field(default=None, sa_column=Column(Numeric(28, 10)))
     consumed_unit: str | None = Field(default=None, max_length=64)
     tags: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    billing_period_start: datetime | None = None
+    billing_period_end: datetime | None = None
+    charge_category: str | None = Field(default=None, max_length=32)
+    billing_account_id: str | None = Field(default=None, max_length=255)
+    sub_account_id: str | None = Field(default=None, max_length=255)
+    extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    """``x_`` custom columns and provider-specific fields."""
