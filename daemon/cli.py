@@ -15,6 +15,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from daemon.cli_common import EXIT_CONFIG, EXIT_OK, EXIT_STORE
+from daemon.cli_costs import add_cost_commands
+from daemon.cli_tco import add_tco_commands
 from daemon.cli_telemetry import add_telemetry_commands
 from daemon.config import ConfigError, effective_config_yaml, load_config
 from daemon.store.errors import StoreError
@@ -62,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
         common(db_sub.add_parser(name, help=text))
 
     add_telemetry_commands(sub, common)
+    add_tco_commands(sub, common)
+    add_cost_commands(sub, common)
     return parser
 
 
@@ -80,6 +84,10 @@ COMMANDS: dict[str, str] = {
     "agent": "daemon.cli_telemetry:cmd_agent",
     "scrape": "daemon.cli_telemetry:cmd_scrape",
     "simulate": "daemon.cli_telemetry:cmd_simulate",
+    "import": "daemon.cli_costs:cmd_import",
+    "export": "daemon.cli_costs:cmd_export",
+    "tco": "daemon.cli_tco:cmd_tco",
+    "advise": "daemon.cli_tco:cmd_advise",
 }
 """Each command's function as ``module:function``, imported when the command runs."""
 

@@ -12,12 +12,13 @@ import logging
 import secrets
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from daemon.cli_common import EXIT_FAILURE, EXIT_OK, port_free, run_server, setup_logging
 from daemon.clock import Clock, ScaledClock, SystemClock
-from daemon.config import Config, ConfigError, load_config
+from daemon.config import Config, ConfigError, CostsConfig, load_config
 from daemon.demo import start_demo_sources
 from daemon.exporter import build_registry
 from daemon.jobs import JobRunner
@@ -54,7 +55,46 @@ def demo_config(base: Config, *, gpus: int, seed: int) -> Config:
     )
     nvml = base.collectors.nvml.model_copy(update={"enabled": False})
     collectors = base.collectors.model_copy(update={"simulated": simulated, "nvml": nvml})
-    return base.model_copy(update={"collectors": collectors})
+    return base.model_copy(update={"collectors": collectors, "costs": demo_costs(base.costs)})
+
+
+DEMO_COSTS = {
+    "gpu_models": [
+        {
+            "gpu_model": "NVIDIA H100 80GB HBM3",
+            "currency": "USD",
+            "purchase_price": "25000",
+            "depreciation_years": "4",
+            "power_price_per_kwh": "0.12",
+            "pue": "1.3",
+            "ops_cost_per_year": "1500",
+            "dr_cost_per_year": "300",
+            "upgrade_cost_per_event": "500",
+            "upgrades_per_5y": "1",
+        }
+    ],
+    "budgets": [{"name": "cloud-month", "amount": "30000", "currency": "USD"}],
+    "workloads": [
+        {
+            "name": "chat-assistant",
+            "model": "deepseek-ai/DeepSeek-V3",
+            "latency_need": "interactive",
+            "data_sensitivity": "internal",
+        }
+    ],
+}
+"""Cost settings the demo uses when the config names no GPU cost model (made-up, plausible)."""
+
+
+def demo_costs(costs: CostsConfig) -> CostsConfig:
+    """``costs`` completed with the demo's GPU cost model, budget and workload when absent."""
+    update: dict[str, object] = {}
+    for key, value in DEMO_COSTS.items():
+        if not getattr(costs, key):
+            update[key] = value
+    if not update:
+        return costs
+    return CostsConfig.model_validate({**costs.model_dump(), **update})
 
 
 def serve(
@@ -71,6 +111,8 @@ def serve(
     engine = open_store(db_url, busy_timeout_seconds=config.store.busy_timeout.total_seconds())
     state = LiveState()
     sources = start_demo_sources(config.collectors.simulated, clock.now) if demo else None
+    if demo:
+        load_sample_bills(engine, clock.now())
     collectors = sources.collectors() if sources is not None else None
     pipeline = build_pipeline(config, engine, state, collectors=collectors)
     runner = JobRunner(state)
@@ -105,6 +147,24 @@ def serve(
         engine.dispose()
     logger.info("stopped")
     return EXIT_OK
+
+
+def load_sample_bills(engine: Any, now: datetime) -> None:
+    """Put the demo's sample cloud bills in the store (replacing earlier ones)."""
+    from daemon.costs.ledger import replace_window
+    from daemon.costs.sample_bills import SOURCE, sample_bill_lines
+    from daemon.store.db import session_scope
+
+    lines = sample_bill_lines(now)
+    with session_scope(engine) as session:
+        replace_window(
+            session,
+            source=SOURCE,
+            start=min(line.charge_period_start for line in lines),
+            end=max(line.charge_period_end for line in lines),
+            lines=lines,
+            import_batch="demo",
+        )
 
 
 def _scheduler_problems(scheduler: Any) -> list[str]:

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 
 from collectors.base import GpuSample
+from daemon.exporter_costs import add_cost_families
 from daemon.exporter_details import add_gpu_details, add_scrape_families
 from daemon.state import LiveState, LiveView
 
@@ -164,6 +165,15 @@ class TcowatchCollector:
         self._models(view, families)
         self._collectors(view, families)
         add_scrape_families(view, families)
+        add_cost_families(
+            view,
+            {
+                uuid: _gpu_labels(gpu)
+                for uuid, gpu in view.gpus.items()
+                if uuid not in view.down_gpus
+            },
+            families,
+        )
         self._alerts(view, families)
         self._process(view, families)
         yield from families

@@ -40,7 +40,7 @@ class JobSpec:
 
     name: str
     interval: timedelta
-    run: Callable[[datetime], None]
+    run: Callable[[datetime], object]
 
 
 @dataclass
@@ -50,7 +50,7 @@ class JobRunner:
     state: LiveState
     _last_error: dict[str, str] = field(default_factory=dict)
 
-    def run(self, name: str, job: Callable[[datetime], None], now: datetime) -> bool:
+    def run(self, name: str, job: Callable[[datetime], object], now: datetime) -> bool:
         """Run ``job(now)``; return whether it succeeded."""
         try:
             job(now)
@@ -93,6 +93,8 @@ class Pipeline:
     max_attempts: int = 12
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     retention_interval: timedelta = timedelta(minutes=10)
+    extra_jobs: Sequence[JobSpec] = ()
+    """Jobs of other parts (billing sources, watched FOCUS folders, cost figures)."""
     _down_reason: dict[str, str] = field(default_factory=dict)
 
     def jobs(self) -> list[JobSpec]:
@@ -107,6 +109,7 @@ class Pipeline:
             JobSpec("flush", self.flush_interval, self.flush),
             JobSpec("rollup_hourly", timedelta(minutes=5), self.rollup_hourly),
             JobSpec("retention", self.retention_interval, self.enforce_retention),
+            *self.extra_jobs,
         ]
         for spec in specs:
             self.state.ensure_job(spec.name)

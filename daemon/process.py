@@ -16,7 +16,9 @@ from sqlalchemy.engine import Engine
 
 from collectors.base import Collector, load_collector_class
 from daemon.config import Config
-from daemon.jobs import ConfiguredRule, Pipeline
+from daemon.costs.billing_jobs import billing_jobs
+from daemon.costs.figures import CostFiguresJob
+from daemon.jobs import ConfiguredRule, JobSpec, Pipeline
 from daemon.notify.channels import load_channel_class
 from daemon.notify.channels.base import Channel
 from daemon.retention import RetentionPolicy
@@ -156,4 +158,13 @@ def build_pipeline(
             batch_size=config.retention.batch_size,
         ),
         retention_interval=config.retention.interval,
+        extra_jobs=[
+            *(
+                JobSpec(name, interval, run)
+                for name, interval, run in billing_jobs(config, engine, state)
+            ),
+            JobSpec(
+                "costs", config.costs.interval, CostFiguresJob(engine, state, config.costs).run
+            ),
+        ],
     )

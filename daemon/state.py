@@ -10,6 +10,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from collectors.base import CacheSample, GpuSample, ModelSample, Snapshot, TargetStatus
 
@@ -57,6 +58,8 @@ class LiveView:
     targets: dict[str, TargetStatus] = field(default_factory=dict)
     version: int = 0
     """Changes whenever the state changes (the exposition cache keys on it)."""
+    costs: Any = None
+    """The latest ``daemon.costs.figures.CostFigures`` (``None`` until first computed)."""
 
 
 @dataclass
@@ -77,6 +80,7 @@ class LiveState:
     _caches: dict[str, CacheSample] = field(default_factory=dict)
     _targets: dict[str, TargetStatus] = field(default_factory=dict)
     _version: int = 0
+    _costs: Any = None
 
     def record_samples(
         self, gpus: tuple[GpuSample, ...], models: tuple[ModelSample, ...], down: tuple[str, ...]
@@ -127,6 +131,12 @@ class LiveState:
             self._version += 1
             self._rule_names = names
 
+    def set_costs(self, figures: Any) -> None:
+        """Replace the cost figures (``daemon.costs.figures.CostFigures``)."""
+        with self._lock:
+            self._version += 1
+            self._costs = figures
+
     def count_job_failure(self, job: str) -> None:
         """Count one failed run of ``job``."""
         with self._lock:
@@ -174,4 +184,5 @@ class LiveState:
                 caches=dict(self._caches),
                 targets=dict(self._targets),
                 version=self._version,
+                costs=self._costs,
             )

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import Integer, delete, func, insert
 from sqlmodel import Session, col
 
 from collectors.base import CostLine
@@ -115,3 +116,28 @@ def replace_window(
         )
     )
     return add_lines(session, checked, source=source, import_batch=import_batch)
+
+
+SCALE = Decimal(10) ** 8
+"""Money columns keep 8 decimal places."""
+
+
+def money_sum(column: Any, dialect: str) -> Any:
+    """A SQL ``SUM`` of a money column that stays exact on every backend.
+
+    PostgreSQL sums ``NUMERIC`` exactly. SQLite would sum floats, so there the amounts are
+    scaled to whole units of 1e-8 and summed as 64-bit integers (exact up to 92 billion);
+    ``from_money_sum`` turns the result back into a ``Decimal``.
+    """
+    if dialect == "sqlite":
+        return func.sum(func.cast(func.round(column * SCALE), Integer))
+    return func.sum(column)
+
+
+def from_money_sum(value: Any, dialect: str) -> Decimal:
+    """The ``Decimal`` of a ``money_sum`` result (0 for no rows)."""
+    if value is None:
+        return Decimal(0)
+    if dialect == "sqlite":
+        return Decimal(int(value)) / SCALE
+    return Decimal(value)

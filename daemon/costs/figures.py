@@ -1,0 +1,320 @@
+"""The cost figures ``/metrics`` and the board show, recomputed by a job from the store.
+
+Everything here is honest by construction: the self-hosted cost per million tokens on the
+*allocation* basis charges all GPU time (idle included) to the tokens served, the *usage*
+basis only the busy time; cloud prices come from the price book at ``now``; cloud spend and
+budget forecasts come from stored bills in their own currency (no live FX).
+
+Error contract: ``CostFiguresJob.run`` raises only database errors (the job wrapper logs and
+counts them); missing inputs (no GPU cost model for a GPU, no price for a model) leave that
+figure out and are listed in ``CostFigures.notes``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from daemon.config import CostsConfig, GpuCostModelConfig
+from daemon.costs.budget import month_forecast
+from daemon.costs.ledger import from_money_sum, money_sum
+from daemon.costs.localcost import GpuCostModel, cost_per_million_tokens, gpu_cost
+from daemon.costs.pricebook import PriceBook, TokenPrice
+from daemon.state import LiveState
+from daemon.store.models import CostRecord, Gpu, GpuRollup, InferenceRollup
+
+logger = logging.getLogger(__name__)
+
+HOUR = Decimal(3600)
+TOKEN_WINDOW = timedelta(hours=24)
+DEFAULT_CLOUD = ("deepseek", "deepseek-chat")
+
+
+@dataclass(frozen=True)
+class Money:
+    """An amount in its own currency."""
+
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class CostFigures:
+    """One computation of every cost figure (see the module docstring)."""
+
+    computed_at: datetime
+    gpu_hourly: dict[str, Money] = field(default_factory=dict)
+    """Full cost of one hour of each GPU at its current power draw, by UUID."""
+    idle_cost_total: dict[str, Money] = field(default_factory=dict)
+    """Cost of idle time seen by this process, by UUID (a counter)."""
+    cost_per_million: dict[tuple[str, str], Money] = field(default_factory=dict)
+    """(model, basis) → self-hosted cost per million tokens over the last 24 hours."""
+    cloud_price: dict[tuple[str, str, str], Money] = field(default_factory=dict)
+    """(provider, model, kind) → API price per million tokens now."""
+    cloud_spend: dict[tuple[str, str, str], Money] = field(default_factory=dict)
+    """(provider, service, period) → spend, period ``today`` or ``month``."""
+    budget_forecast: dict[str, Money] = field(default_factory=dict)
+    budget_amount: dict[str, Money] = field(default_factory=dict)
+    gpu_models: dict[str, GpuCostModel] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+def cost_model(entry: GpuCostModelConfig) -> GpuCostModel:
+    """The local cost model of one configured GPU model."""
+    return GpuCostModel(
+        gpu_model=entry.gpu_model,
+        currency=entry.currency,
+        purchase_price=entry.purchase_price,
+        depreciation_years=entry.depreciation_years,
+        power_price_per_kwh=entry.power_price_per_kwh,
+        pue=entry.pue,
+        ops_cost_per_year=entry.ops_cost_per_year,
+        dr_cost_per_year=entry.dr_cost_per_year,
+        upgrade_cost_per_event=entry.upgrade_cost_per_event,
+        upgrades_per_5y=entry.upgrades_per_5y,
+    )
+
+
+def price_book(costs: CostsConfig) -> PriceBook:
+    """The shipped price book with the configured rows added or replaced."""
+    overrides = [
+        TokenPrice(
+            provider=p.provider,
+            model=p.model,
+            currency=p.currency,
+            effective_from=p.effective_from.astimezone(UTC)
+            if p.effective_from.tzinfo
+            else p.effective_from.replace(tzinfo=UTC),
+            input_cache_hit=p.input_cache_hit,
+            input_cache_miss=p.input_cache_miss,
+            output=p.output,
+        )
+        for p in costs.prices
+    ]
+    return PriceBook.default().with_overrides(overrides)
+
+
+def _dec(value: float | None) -> Decimal:
+    return Decimal(str(value)) if value is not None else Decimal(0)
+
+
+class CostFiguresJob:
+    """Recomputes ``CostFigures`` into the live state (``LiveState.set_costs``)."""
+
+    def __init__(self, engine: Engine, state: LiveState, costs: CostsConfig) -> None:
+        self.engine = engine
+        self.state = state
+        self.costs = costs
+        self.models = {m.gpu_model: cost_model(m) for m in costs.gpu_models}
+        self.book = price_book(costs)
+        self._idle_totals: dict[str, Decimal] = defaultdict(Decimal)
+        self._idle_watermark: datetime | None = None
+
+    def run(self, now: datetime) -> CostFigures:
+        """Compute every figure and publish it."""
+        notes: list[str] = []
+        with Session(self.engine) as session:
+            names = dict(session.exec(select(Gpu.uuid, Gpu.name)).all())
+            hourly = self._gpu_hourly(names, notes)
+            idle = self._idle_cost(session, names, now)
+            per_million = self._cost_per_million(session, names, now, notes)
+            spend = self._cloud_spend(session, now)
+        figures = CostFigures(
+            computed_at=now,
+            gpu_hourly=hourly,
+            idle_cost_total=idle,
+            cost_per_million=per_million,
+            cloud_price=self._cloud_prices(now, notes),
+            cloud_spend=spend,
+            budget_forecast=self._budget_forecasts(spend, now),
+            budget_amount={b.name: Money(b.amount, b.currency) for b in self.costs.budgets},
+            gpu_models=dict(self.models),
+            notes=tuple(notes),
+        )
+        self.state.set_costs(figures)
+        return figures
+
+    def _gpu_hourly(self, names: Mapping[str, str], notes: list[str]) -> dict[str, Money]:
+        result: dict[str, Money] = {}
+        unpriced: set[str] = set()
+        for uuid, gpu in self.state.view().gpus.items():
+            model = self.models.get(gpu.name)
+            if model is None:
+                unpriced.add(gpu.name)
+                continue
+            cost = gpu_cost(
+                model,
+                hours=Decimal(1),
+                energy_joules=None,
+                avg_power_watts=_dec(gpu.power_watts) if gpu.power_watts is not None else None,
+            )
+            result[uuid] = Money(cost.total, model.currency)
+        notes.extend(f"no costs.gpu_models entry for {name!r}" for name in sorted(unpriced))
+        return result
+
+    def _idle_cost(
+        self, session: Session, names: Mapping[str, str], now: datetime
+    ) -> dict[str, Money]:
+        query = select(GpuRollup).where(GpuRollup.resolution_seconds == 60)
+        if self._idle_watermark is not None:
+            query = query.where(col(GpuRollup.bucket_start) > self._idle_watermark)
+        else:  # a new process counts from now on (a counter starts at 0)
+            query = query.where(col(GpuRollup.bucket_start) >= now - timedelta(minutes=2))
+        for rollup in session.exec(query.order_by(col(GpuRollup.bucket_start))):
+            model = self.models.get(names.get(rollup.gpu_uuid, ""))
+            self._idle_watermark = rollup.bucket_start
+            if model is None or not rollup.idle_seconds:
+                continue
+            idle_hours = _dec(rollup.idle_seconds) / HOUR
+            cost = gpu_cost(
+                model,
+                hours=idle_hours,
+                energy_joules=None,
+                avg_power_watts=_dec(rollup.avg_power_watts)
+                if rollup.avg_power_watts is not None
+                else None,
+            )
+            self._idle_totals[rollup.gpu_uuid] += cost.total
+        return {
+            uuid: Money(total, self.models[names[uuid]].currency)
+            for uuid, total in self._idle_totals.items()
+            if names.get(uuid) in self.models
+        }
+
+    def _cost_per_million(
+        self, session: Session, names: Mapping[str, str], now: datetime, notes: list[str]
+    ) -> dict[tuple[str, str], Money]:
+        since = now - TOKEN_WINDOW
+        tokens: dict[str, Decimal] = defaultdict(Decimal)
+        gpus_of: dict[str, set[str]] = defaultdict(set)
+        for row in session.exec(
+            select(InferenceRollup).where(
+                InferenceRollup.resolution_seconds == 60,
+                col(InferenceRollup.bucket_start) >= since,
+            )
+        ):
+            tokens[row.model] += _dec(row.prompt_tokens) + _dec(row.generation_tokens)
+            gpus_of[row.model].update(row.gpu_uuids or [])
+        allocated: dict[str, Decimal] = defaultdict(Decimal)
+        busy: dict[str, Decimal] = defaultdict(Decimal)
+        currency: dict[str, str] = {}
+        rollups = session.exec(
+            select(GpuRollup).where(
+                GpuRollup.resolution_seconds == 60, col(GpuRollup.bucket_start) >= since
+            )
+        ).all()
+        by_gpu: dict[str, list[GpuRollup]] = defaultdict(list)
+        for rollup in rollups:
+            by_gpu[rollup.gpu_uuid].append(rollup)
+        result: dict[tuple[str, str], Money] = {}
+        for model_name, uuids in gpus_of.items():
+            for uuid in uuids:
+                cost_model_ = self.models.get(names.get(uuid, ""))
+                if cost_model_ is None:
+                    continue
+                currency[model_name] = cost_model_.currency
+                for rollup in by_gpu.get(uuid, []):
+                    minute = gpu_cost(
+                        cost_model_,
+                        hours=Decimal(1) / 60,
+                        energy_joules=_dec(rollup.energy_joules)
+                        if rollup.energy_joules is not None
+                        else None,
+                        avg_power_watts=_dec(rollup.avg_power_watts)
+                        if rollup.avg_power_watts is not None
+                        else None,
+                    ).total
+                    allocated[model_name] += minute
+                    busy_share = max(Decimal(0), 1 - _dec(rollup.idle_seconds) / 60)
+                    busy[model_name] += minute * busy_share
+            if tokens[model_name] <= 0 or model_name not in currency:
+                continue
+            figures = cost_per_million_tokens(
+                allocated_cost=allocated[model_name],
+                busy_cost=busy[model_name],
+                tokens=tokens[model_name],
+            )
+            for basis, amount in (
+                ("allocation", figures.allocation_basis),
+                ("usage", figures.usage_basis),
+            ):
+                if amount is not None:
+                    result[(model_name, basis)] = Money(amount, currency[model_name])
+        unmapped = sorted(m for m, uuids in gpus_of.items() if not uuids)
+        notes.extend(f"model {m!r}: its GPUs are unknown, no self-hosted cost" for m in unmapped)
+        return result
+
+    def _cloud_prices(self, now: datetime, notes: list[str]) -> dict[tuple[str, str, str], Money]:
+        wanted = {DEFAULT_CLOUD} | {(w.cloud_provider, w.cloud_model) for w in self.costs.workloads}
+        result: dict[tuple[str, str, str], Money] = {}
+        for provider, model in sorted(wanted):
+            try:
+                quote = self.book.quote(provider, model, now)
+            except KeyError as exc:
+                notes.append(str(exc.args[0]))
+                continue
+            for kind, amount in (
+                ("input_cache_hit", quote.hit),
+                ("input_cache_miss", quote.miss),
+                ("output", quote.output),
+            ):
+                result[(provider, model, kind)] = Money(amount, quote.currency)
+        return result
+
+    def _cloud_spend(self, session: Session, now: datetime) -> dict[tuple[str, str, str], Money]:
+        day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        month = day.replace(day=1)
+        result: dict[tuple[str, str, str], Money] = {}
+        dialect = self.engine.dialect.name
+        for period, start in (("today", day), ("month", month)):
+            rows = session.exec(
+                select(
+                    CostRecord.provider,
+                    CostRecord.service_name,
+                    CostRecord.billing_currency,
+                    money_sum(CostRecord.billed_cost, dialect),
+                )
+                .where(
+                    col(CostRecord.charge_period_start) >= start,
+                    col(CostRecord.charge_period_start) < now,
+                )
+                .group_by(
+                    col(CostRecord.provider),
+                    col(CostRecord.service_name),
+                    col(CostRecord.billing_currency),
+                )
+            ).all()
+            for provider, service, currency_code, amount in rows:
+                key = (provider, service or "", period)
+                if key in result and result[key].currency != currency_code:
+                    key = (provider, f"{service or ''} ({currency_code})", period)
+                result[key] = Money(from_money_sum(amount, dialect), currency_code)
+        return result
+
+    def _budget_forecasts(
+        self, spend: Mapping[tuple[str, str, str], Money], now: datetime
+    ) -> dict[str, Money]:
+        result: dict[str, Money] = {}
+        for budget in self.costs.budgets:
+            month_to_date = sum(
+                (
+                    money.amount
+                    for (provider, service, period), money in spend.items()
+                    if period == "month"
+                    and money.currency == budget.currency
+                    and budget.provider in (None, provider)
+                    and budget.service in (None, service)
+                ),
+                Decimal(0),
+            )
+            forecast = month_forecast(month_to_date, now)
+            if forecast is not None:
+                result[budget.name] = Money(forecast, budget.currency)
+        return result

@@ -1,0 +1,538 @@
+"""Importing FOCUS files (CSV, gzip CSV, Parquet) into the ``cost_record`` table.
+
+A billing period is the unit of replacement. Within one import call (one transaction), every
+billing period met for the first time is deleted for the source before its first line is
+inserted, so re-importing an export replaces it: a reader sees the old lines or the new ones,
+never a mix, and nothing is counted twice. Lines without ``BillingPeriodStart`` are filed under
+the calendar month (UTC) of their ``ChargePeriodStart``, stored with that period, so that they
+too are replaced on re-import.
+
+Exports split into several files per billing period (AWS Data Exports' ``-00001``,
+``-00002`` parts) must be imported in ONE call (``import_focus_files``): a period is replaced
+once per call, so the parts add up instead of each one replacing the previous. The CLI does
+this for all paths of one source, and ``FocusWatcher`` does it for the files of one folder,
+re-reading the unchanged files that share a period with a changed one.
+
+Error contract: a file that cannot be read (``FocusFileError``), a bad row in stop mode
+(``FocusRowError``, ``path:line: column: message``) or a line whose row key is already stored
+for the source (``FocusImportError``) rolls the whole call back and is raised; the previous
+lines stay. In skip mode bad rows are skipped and reported in ``ImportResult``. Database
+errors propagate unchanged (after the rollback).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from itertools import repeat
+from operator import attrgetter
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import JSON, DateTime
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from collectors.base import CostLine
+from collectors.focus import FocusFileError, FocusRowError, open_focus
+from daemon.costs.ledger import add_lines, delete_billing_period
+from daemon.store.db import session_scope
+from daemon.store.models import CostRecord, as_utc
+
+logger = logging.getLogger(__name__)
+
+OnError = Literal["stop", "skip"]
+Progress = Callable[[int], None]
+
+BATCH_ROWS = 5000
+"""Lines handed to ``ledger.add_lines`` at a time (and the progress granularity)."""
+MAX_ERRORS = 20
+"""Rejected rows listed in ``ImportResult.errors``; ``rows_rejected`` counts them all."""
+FOCUS_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+"""File names the watcher picks up."""
+
+_GENERIC_FOLDER = re.compile(r"^(?:data|[^=]+=.*|[\d_.:T-]+|[0-9a-fA-F]{32}|[0-9a-fA-F-]{36})$")
+"""Folder names that say nothing about the export: ``data``, partitions (``BILLING_PERIOD=
+2025-01``), dates and date ranges (``20250101-20250131``) and run ids (UUIDs)."""
+
+
+class FocusImportError(ValueError):
+    """A file whose lines cannot be stored (a row key already stored for the source)."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What one file added to the store."""
+
+    path: Path
+    source: str
+    import_batch: str
+    """A fresh ``uuid4().hex`` per file and import: which lines came in together."""
+    rows_imported: int
+    rows_rejected: int
+    billing_periods: list[datetime]
+    """The billing periods (their starts, UTC, sorted) this file's lines belong to."""
+    errors: list[str] = field(default_factory=list)
+    """The first ``MAX_ERRORS`` rejected rows as ``path:line: column: message``."""
+    replaced_rows: int = 0
+    """Stored lines deleted because this file re-delivered their billing period."""
+
+
+class _FileFailed(Exception):
+    """Internal: which file of a group made the call fail, and why."""
+
+    def __init__(self, path: Path, error: Exception) -> None:
+        super().__init__(str(error))
+        self.path = path
+        self.error = error
+
+
+def default_source(path: Path) -> str:
+    """``focus:<export folder>``: the nearest enclosing folder with a meaningful name.
+
+    Partition folders (``BILLING_PERIOD=2025-01``), ``data``, date-range and run-id folders are
+    skipped, so every file of one export (any month, any part) maps to the same source and
+    re-importing it replaces instead of duplicating. A file with no such folder above it uses
+    its own name without suffixes.
+    """
+    for folder in path.resolve().parents:
+        if folder.name and not _GENERIC_FOLDER.match(folder.name):
+            return f"focus:{folder.name}"
+    return f"focus:{path.name.split('.')[0]}"
+
+
+def month_start(moment: datetime) -> datetime:
+    """The first instant (UTC) of the calendar month of ``moment``."""
+    moment = as_utc(moment)
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _next_month(start: datetime) -> datetime:
+    if start.month == 12:
+        return start.replace(year=start.year + 1, month=1)
+    return start.replace(month=start.month + 1)
+
+
+def with_billing_period(line: CostLine) -> CostLine:
+    """``line`` with a billing period: its own, else the month of its charge period."""
+    if line.billing_period_start is not None:
+        return line
+    start = month_start(line.charge_period_start)
+    return replace(line, billing_period_start=start, billing_period_end=_next_month(start))
+
+
+class _Replacer:
+    """Deletes each billing period of a source once per transaction, before its first line."""
+
+    def __init__(self, session: Session, source: str) -> None:
+        self.session = session
+        self.source = source
+        self.replaced: set[datetime] = set()
+        self.writer = _Writer(session, source)
+
+    def ensure(self, period: datetime) -> int:
+        """Delete ``period``'s stored lines unless already done here; return how many."""
+        period = as_utc(period)
+        if period in self.replaced:
+            return 0
+        self.replaced.add(period)
+        return delete_billing_period(self.session, source=self.source, billing_period_start=period)
+
+
+_MISSING = object()
+
+
+def _memo(process: Callable[[Any], Any], size: int = 4096) -> Callable[[Any], Any]:
+    """``process`` remembering its last results (billing files repeat their periods a lot)."""
+    cache: dict[Any, Any] = {}
+
+    def run(value: Any) -> Any:
+        result = cache.get(value, _MISSING)
+        if result is _MISSING:
+            result = process(value)
+            if len(cache) >= size:
+                cache.clear()
+            cache[value] = result
+        return result
+
+    return run
+
+
+def _memo_json(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A JSON bind processor remembering results per flat object (tags repeat a lot)."""
+    remembered = _memo(lambda items: process(dict(items)), 1024)
+
+    def run(value: Any) -> Any:
+        try:
+            return remembered(tuple(value.items()))
+        except (AttributeError, TypeError):  # not a dict, or unhashable values
+            return process(value)
+
+    return run
+
+
+class _Writer:
+    """Inserts ``CostLine``s with one statement executed per batch (``executemany``).
+
+    The same rows as ``ledger.add_lines``, at about a third of its cost: values are taken from
+    the lines with one ``attrgetter``, converted column by column with the column types' own
+    bind processors (remembered for the repeating datetimes and tags), skipping the ORM's
+    per-row bookkeeping.
+    Falls back to ``ledger.add_lines`` for a driver whose parameter style it does not write
+    or a ``cost_record`` column that is not a ``CostLine`` field.
+    """
+
+    def __init__(self, session: Session, source: str) -> None:
+        self.session = session
+        self.source = source
+        connection = session.connection()
+        dialect = connection.dialect
+        table = CostRecord.__table__  # type: ignore[attr-defined]
+        columns = [c for c in table.columns if c.name not in ("id", "source", "import_batch")]
+        names = [c.name for c in columns]
+        marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+        self.fast = marker is not None and set(names) <= set(CostLine.__dataclass_fields__)
+        self.get = attrgetter(*names)
+        self.converters: list[tuple[int, Callable[[Any], Any]]] = []
+        for index, column in enumerate(columns):
+            process = column.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is None:
+                continue
+            impl = getattr(column.type, "impl_instance", column.type)
+            if isinstance(impl, DateTime):
+                process = _memo(process)
+            elif isinstance(impl, JSON) and column.name == "tags":
+                process = _memo_json(process)
+            self.converters.append((index, process))
+        placeholders = ", ".join([marker or "?"] * (len(names) + 2))
+        self.sql = (
+            f"INSERT INTO {table.name} ({', '.join(names)}, source, import_batch) "
+            f"VALUES ({placeholders})"
+        )
+
+    def add(self, lines: list[CostLine], import_batch: str) -> int:
+        """Insert ``lines`` (no commit); return how many."""
+        if not lines:
+            return 0
+        if not self.fast:
+            return add_lines(self.session, lines, source=self.source, import_batch=import_batch)
+        columns = list(zip(*map(self.get, lines), strict=True))
+        for index, process in self.converters:
+            columns[index] = tuple(map(process, columns[index]))
+        count = len(lines)
+        tail = (repeat(self.source, count), repeat(import_batch, count))
+        rows = list(zip(*columns, *tail, strict=True))
+        self.session.connection().exec_driver_sql(self.sql, rows)
+        return len(rows)
+
+
+def _import_file(
+    path: Path,
+    *,
+    replacer: _Replacer,
+    on_error: OnError,
+    progress: Progress | None,
+    default_currency: str | None,
+) -> ImportResult:
+    """Stream one file into the open transaction; raises ``_FileFailed`` on any file error."""
+    batch_id = uuid.uuid4().hex
+    periods: set[datetime] = set()
+    replaced = imported = 0
+    batch: list[CostLine] = []
+
+    def flush() -> None:
+        nonlocal imported, batch
+        imported += replacer.writer.add(batch, batch_id)
+        if progress is not None:
+            progress(len(batch))
+        batch = []
+
+    try:
+        with open_focus(path, default_currency=default_currency) as reader:
+            for raw in reader.rows(on_error=on_error):
+                line = with_billing_period(raw)
+                period = line.billing_period_start
+                assert period is not None  # with_billing_period sets it
+                if period not in periods:
+                    periods.add(period)
+                    replaced += replacer.ensure(period)
+                batch.append(line)
+                if len(batch) >= BATCH_ROWS:
+                    flush()
+            if batch:
+                flush()
+            rejected = [str(error) for error in reader.rejected[:MAX_ERRORS]]
+            rejected_count = reader.rejected_count
+    except (FocusFileError, FocusRowError) as exc:
+        raise _FileFailed(path, exc) from exc
+    except IntegrityError as exc:
+        error = FocusImportError(
+            path,
+            f"a line's row key is already stored for source {replacer.source} (a duplicate "
+            "line, or the same line in a file of another billing period)",
+        )
+        raise _FileFailed(path, error) from exc
+    return ImportResult(
+        path=path,
+        source=replacer.source,
+        import_batch=batch_id,
+        rows_imported=imported,
+        rows_rejected=rejected_count,
+        billing_periods=sorted(periods),
+        errors=rejected,
+        replaced_rows=replaced,
+    )
+
+
+def import_focus_files(
+    engine: Engine,
+    paths: Sequence[Path],
+    *,
+    source: str,
+    on_error: OnError = "stop",
+    progress: Progress | None = None,
+    default_currency: str | None = None,
+) -> list[ImportResult]:
+    """Import ``paths`` into ``source`` in one transaction; one result per file, in order.
+
+    Each billing period is replaced once for the whole call, so the parts of one export add
+    up. ``progress`` is called with the number of lines stored since its previous call.
+    ``default_currency`` is the ``BillingCurrency`` of files that have no such column (the
+    FOCUS specification's own examples); without it such files are refused.
+    Raises ``FocusFileError``, ``FocusRowError`` (stop mode) or ``FocusImportError`` for the
+    first failing file, after rolling everything back; database errors propagate.
+    """
+    try:
+        with session_scope(engine) as session:
+            replacer = _Replacer(session, source)
+            return [
+                _import_file(
+                    path,
+                    replacer=replacer,
+                    on_error=on_error,
+                    progress=progress,
+                    default_currency=default_currency,
+                )
+                for path in paths
+            ]
+    except _FileFailed as failed:
+        raise failed.error from None
+
+
+def import_focus(
+    engine: Engine,
+    path: Path,
+    *,
+    source: str,
+    on_error: OnError = "stop",
+    progress: Progress | None = None,
+    default_currency: str | None = None,
+) -> ImportResult:
+    """Import one FOCUS file into ``source`` in one transaction (see ``import_focus_files``)."""
+    results = import_focus_files(
+        engine,
+        [path],
+        source=source,
+        on_error=on_error,
+        progress=progress,
+        default_currency=default_currency,
+    )
+    return results[0]
+
+
+Signature = tuple[int, int]
+"""A file's (size, mtime_ns): when it changes, the file changed."""
+
+
+@dataclass
+class _Imported:
+    signature: Signature
+    periods: frozenset[datetime]
+
+
+def _is_focus_file(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(FOCUS_SUFFIXES)
+
+
+class FocusWatcher:
+    """Imports the FOCUS files that land in watched folders (one source per folder).
+
+    A folder ``.../exports/aws-focus`` feeds source ``<source_prefix>:aws-focus``; files are
+    found recursively (``*.csv``, ``*.csv.gz``, ``*.parquet``). A file is imported once it is
+    stable: unchanged since the previous look, or last modified at least ``settle_seconds``
+    ago, so a file still being written waits. New and changed files of a folder are imported
+    together in one transaction, with the already imported files that share a billing period
+    with them (and with the periods a changed file used to hold), so multi-part exports add
+    up. A file that fails is logged once and retried only when it changes. State is kept in
+    memory: after a restart every file is imported once more, which replaces, not duplicates.
+
+    Error contract: ``run_once`` raises only database errors (the folder's transaction is
+    rolled back); file problems are logged and skipped.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        folders: Sequence[Path],
+        *,
+        source_prefix: str = "focus",
+        on_error: OnError = "skip",
+        settle_seconds: float = 60.0,
+        default_currency: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.default_currency = default_currency
+        self.on_error: OnError = on_error
+        self.settle_seconds = settle_seconds
+        self.clock = clock
+        self.sources: dict[Path, str] = {}
+        for folder in folders:
+            source = f"{source_prefix}:{Path(folder).name}"
+            if source in self.sources.values():
+                raise ValueError(f"two watched folders map to source {source}: rename one")
+            self.sources[Path(folder)] = source
+        self._looked: dict[Path, Signature] = {}
+        self._imported: dict[Path, _Imported] = {}
+        self._failed: dict[Path, Signature] = {}
+
+    def run_once(self, now: datetime | None = None) -> list[ImportResult]:
+        """Import what is new or changed in every folder; return one result per file read.
+
+        ``now`` is accepted for the job signature and ignored: file times are compared with
+        the (injectable) wall clock, since the demo's scaled clock is not the files' clock.
+        """
+        results: list[ImportResult] = []
+        for folder, source in self.sources.items():
+            results.extend(self._run_folder(folder, source))
+        return results
+
+    def _scan(self, folder: Path) -> dict[Path, Signature]:
+        stable: dict[Path, Signature] = {}
+        if not folder.is_dir():
+            logger.debug("watched folder %s does not exist (yet)", folder)
+            return stable
+        wall = self.clock()
+        for path in sorted(p for p in folder.rglob("*") if _is_focus_file(p)):
+            try:
+                info = path.stat()
+            except OSError:
+                continue
+            signature = (info.st_size, info.st_mtime_ns)
+            seen = self._looked.get(path)
+            self._looked[path] = signature
+            settled = wall - info.st_mtime_ns / 1e9 >= self.settle_seconds
+            if seen == signature or settled:
+                stable[path] = signature
+        return stable
+
+    def _run_folder(self, folder: Path, source: str) -> list[ImportResult]:
+        stable = self._scan(folder)
+        pending = [
+            path
+            for path, signature in stable.items()
+            if self._failed.get(path) != signature
+            and (path not in self._imported or self._imported[path].signature != signature)
+        ]
+        excluded: set[Path] = set()
+        while pending:
+            todo = [path for path in pending if path not in excluded]
+            if not todo:
+                return []
+            try:
+                return self._import_group(source, todo, stable)
+            except _FileFailed as failed:
+                self._failed[failed.path] = stable[failed.path]
+                excluded.add(failed.path)
+                logger.error("FOCUS import of %s failed: %s", failed.path, failed.error)
+        return []
+
+    def _import_group(
+        self, source: str, changed: list[Path], stable: dict[Path, Signature]
+    ) -> list[ImportResult]:
+        changed.sort(key=lambda p: (stable[p][1], str(p)))
+        done: dict[Path, ImportResult] = {}
+        with session_scope(self.engine) as session:
+            replacer = _Replacer(session, source)
+            for path in changed:
+                previous = self._imported.get(path)
+                for period in previous.periods if previous else ():
+                    replacer.ensure(period)
+            queue = list(changed)
+            while queue:
+                path = queue.pop(0)
+                done[path] = _import_file(
+                    path,
+                    replacer=replacer,
+                    on_error=self.on_error,
+                    progress=None,
+                    default_currency=self.default_currency,
+                )
+                queue.extend(self._siblings(replacer.replaced, stable, done, queue))
+        for path, result in done.items():
+            self._imported[path] = _Imported(stable[path], frozenset(result.billing_periods))
+            self._failed.pop(path, None)
+            logger.info(
+                "imported %d FOCUS lines (%d rejected) from %s into %s",
+                result.rows_imported,
+                result.rows_rejected,
+                path,
+                source,
+            )
+        return list(done.values())
+
+    def _siblings(
+        self,
+        replaced: Iterable[datetime],
+        stable: dict[Path, Signature],
+        done: dict[Path, ImportResult],
+        queue: list[Path],
+    ) -> list[Path]:
+        """Imported, unchanged files holding a period this transaction replaced."""
+        periods = set(replaced)
+        return [
+            path
+            for path, imported in self._imported.items()
+            if path in stable
+            and path not in done
+            and path not in queue
+            and stable[path] == imported.signature
+            and self._failed.get(path) != stable[path]
+            and imported.periods & periods
+        ]
+
+
+def focus_files(paths: Iterable[Path]) -> list[Path]:
+    """Expand folders in ``paths`` into the FOCUS files under them (sorted); keep files."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if _is_focus_file(p)))
+        else:
+            found.append(path)
+    return found
+
+
+__all__ = [
+    "FOCUS_SUFFIXES",
+    "FocusImportError",
+    "FocusWatcher",
+    "ImportResult",
+    "default_source",
+    "focus_files",
+    "import_focus",
+    "import_focus_files",
+    "month_start",
+    "with_billing_period",
+]
