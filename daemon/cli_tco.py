@@ -347,6 +347,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
     end = _utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
     engine = _open_session_factory(args, config, config_path) if workloads else None
+    figures = _cost_figures(engine, config)
     advices: list[tuple[Advice, Measurements]] = []
     for item, workload in zip(items, workloads, strict=True):
         measured = Measurements([], None, None)
@@ -357,14 +358,15 @@ def cmd_advise(args: argparse.Namespace) -> int:
                 measured = measure_workload(
                     session, workload.model or workload.name, start=start, end=end
                 )
+        local, cloud, measured_currency = _measured_prices(figures, workload.model or workload.name)
         advice = advise(
             workload,
             volatility=measured.volatility,
             utilization=measured.utilization,
-            local_cost_per_million=_optional_money(item, "local_cost_per_million"),
-            cloud_price_per_million=_optional_money(item, "cloud_price_per_million"),
+            local_cost_per_million=_optional_money(item, "local_cost_per_million") or local,
+            cloud_price_per_million=_optional_money(item, "cloud_price_per_million") or cloud,
             readiness=readiness,
-            currency=currency,
+            currency=measured_currency or currency,
         )
         advices.append((advice, measured))
     if getattr(args, "json", False):
@@ -374,6 +376,38 @@ def cmd_advise(args: argparse.Namespace) -> int:
     else:
         _print_advice(a for a, _ in advices)
     return EXIT_OK
+
+
+def _cost_figures(engine: Any, config: Any) -> Any:
+    """Today's cost figures from the store (``None`` without a store or a costs section)."""
+    from daemon.config import CostsConfig
+
+    if engine is None or not isinstance(getattr(config, "costs", None), CostsConfig):
+        return None
+    from daemon.costs.figures import CostFiguresJob
+    from daemon.state import LiveState
+
+    return CostFiguresJob(engine, LiveState(), config.costs).run(_utcnow())
+
+
+def _measured_prices(figures: Any, model: str) -> tuple[Decimal | None, Decimal | None, str | None]:
+    """Measured self-hosted cost per million (allocation basis) and the cloud cost of the same
+    token mix, when both are in one currency; otherwise what is known."""
+    if figures is None:
+        return None, None, None
+    local = figures.cost_per_million.get((model, "allocation"))
+    cloud = next(
+        (money for (m, _, _), money in figures.cloud_equivalent.items() if m == model), None
+    )
+    if local is not None and cloud is not None and local.currency != cloud.currency:
+        return None, None, None  # no live FX: do not compare different currencies
+    known = local if local is not None else cloud
+    currency = known.currency if known is not None else None
+    return (
+        local.amount if local is not None else None,
+        cloud.amount if cloud is not None else None,
+        currency,
+    )
 
 
 def _advice_json(advice: Advice, measured: Measurements) -> dict[str, object]:

@@ -66,6 +66,20 @@ def add_cost_families(
             {"provider": provider, "model": model, "kind": kind, "currency": money.currency},
             float(money.amount),
         )
+    for (model, provider, cloud_model), money in sorted(figures.cloud_equivalent.items()):
+        out.add(
+            "llm_cloud_cost_per_million_tokens",
+            "gauge",
+            "What the same 24 h token mix (cache hits, misses, output) would cost per million "
+            "tokens on the cloud API at today's prices: compare with the allocation basis.",
+            {
+                "model": model,
+                "provider": provider,
+                "cloud_model": cloud_model,
+                "currency": money.currency,
+            },
+            float(money.amount),
+        )
     for (provider, service, period), money in sorted(figures.cloud_spend.items()):
         out.add(
             "cloud_spend",

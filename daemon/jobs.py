@@ -24,7 +24,7 @@ from daemon.notify.outbox import enqueue, flush
 from daemon.notify.payload import build_webhook_payload
 from daemon.persist import gpu_windows, upsert_inventory, window_start, write_rollups
 from daemon.retention import RetentionPolicy, enforce
-from daemon.rollup import MinuteBuffer, minute_floor
+from daemon.rollup import MinuteBuffer, Minutes, minute_floor
 from daemon.state import AlertView, CollectorStatus, LiveState
 from daemon.store.db import session_scope
 from daemon.store.models import Alert, as_utc
@@ -32,6 +32,9 @@ from rules.base import Rule, RuleContext
 from rules.engine import AlertInstance, AlertRuleSpec, Transition, step
 
 logger = logging.getLogger(__name__)
+
+MAX_UNWRITTEN = 60
+"""Rollup batches kept for a retry while the store fails (one per rollup run)."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +96,12 @@ class Pipeline:
     max_attempts: int = 12
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     retention_interval: timedelta = timedelta(minutes=10)
+    rollup_grace: timedelta = timedelta(seconds=30)
+    """How long after a minute ends before it is written (a slow collection still lands)."""
     extra_jobs: Sequence[JobSpec] = ()
     """Jobs of other parts (billing sources, watched FOCUS folders, cost figures)."""
     _down_reason: dict[str, str] = field(default_factory=dict)
+    _unwritten: list[Minutes] = field(default_factory=list)
 
     def jobs(self) -> list[JobSpec]:
         """Every job with its interval, collectors first."""
@@ -158,13 +164,29 @@ class Pipeline:
         )
 
     def rollup(self, now: datetime) -> None:
-        """Write every complete minute to the store, with the inventory it mentions."""
-        minutes = self.buffer.drain(before=minute_floor(now))
-        if not minutes:
+        """Write every complete minute to the store, with the inventory it mentions.
+
+        A minute is written once it ended more than ``rollup_grace`` ago, so a collection cycle
+        still running when the minute ends lands in it. Minutes whose write failed are kept and
+        written first next time (up to ``MAX_UNWRITTEN``), so a database hiccup loses nothing.
+        """
+        drained = self.buffer.drain(before=minute_floor(now - self.rollup_grace))
+        if drained:
+            self._unwritten.append(drained)
+        if len(self._unwritten) > MAX_UNWRITTEN:
+            dropped = self._unwritten[:-MAX_UNWRITTEN]
+            self._unwritten = self._unwritten[-MAX_UNWRITTEN:]
+            logger.error(
+                "dropping %d unwritten rollup batches: the store keeps failing", len(dropped)
+            )
+        if not self._unwritten:
             return
         with session_scope(self.engine) as session:
-            upsert_inventory(session, minutes.gpus, now)
-            write_rollups(session, minutes)
+            for pending in self._unwritten:
+                upsert_inventory(session, pending.gpus, now)
+                write_rollups(session, pending)
+        minutes = self._unwritten[-1]
+        self._unwritten = []
         latest: dict[str, float] = {}
         for row in minutes.gpus:
             latest[row.uuid] = row.idle_ratio

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
 from daemon.rollup import GpuMinute, Minutes
 from daemon.store.models import CacheRollup, Gpu, GpuRollup, InferenceRollup, Node
@@ -54,8 +54,39 @@ def upsert_inventory(session: Session, rows: Iterable[GpuMinute], now: datetime)
     session.flush()
 
 
+def _clear_existing(session: Session, minutes: Minutes) -> None:
+    """Delete stored minute rows the batch is about to write again, so writing is idempotent
+    (a restarted process, or a clock that went back, replaces a minute instead of failing)."""
+    if minutes.gpus:
+        session.exec(
+            delete(GpuRollup).where(
+                col(GpuRollup.resolution_seconds) == 60,
+                col(GpuRollup.bucket_start).in_({r.bucket_start for r in minutes.gpus}),
+                col(GpuRollup.gpu_uuid).in_({r.uuid for r in minutes.gpus}),
+            )
+        )
+    if minutes.models:
+        session.exec(
+            delete(InferenceRollup).where(
+                col(InferenceRollup.resolution_seconds) == 60,
+                col(InferenceRollup.bucket_start).in_({r.bucket_start for r in minutes.models}),
+                col(InferenceRollup.instance).in_({r.instance for r in minutes.models}),
+            )
+        )
+    if minutes.caches:
+        session.exec(
+            delete(CacheRollup).where(
+                col(CacheRollup.resolution_seconds) == 60,
+                col(CacheRollup.bucket_start).in_({r.bucket_start for r in minutes.caches}),
+                col(CacheRollup.name).in_({r.name for r in minutes.caches}),
+            )
+        )
+
+
 def write_rollups(session: Session, minutes: Minutes) -> None:
-    """Insert per-minute rollup rows (inventory must exist; see ``upsert_inventory``)."""
+    """Write per-minute rollup rows, replacing any stored for the same minutes (inventory
+    must exist; see ``upsert_inventory``)."""
+    _clear_existing(session, minutes)
     for row in minutes.gpus:
         session.add(
             GpuRollup(

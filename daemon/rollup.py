@@ -9,6 +9,7 @@ delta, as Prometheus' ``increase`` does). Pure computation: the caller writes th
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -98,7 +99,10 @@ class Minutes:
 
 @dataclass
 class MinuteBuffer:
-    """Samples waiting for their minute to complete. Not thread-safe: one job owns it."""
+    """Samples waiting for their minute to complete. Thread-safe: collect jobs ``add`` while
+    the rollup job ``drain``s."""
+
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     idle: IdlePolicy = field(default_factory=IdlePolicy)
     max_step: timedelta = timedelta(minutes=2)
@@ -109,6 +113,11 @@ class MinuteBuffer:
     _models: dict[datetime, dict[tuple[str, str, str], list[ModelSample]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(list))
     )
+    _closed_before: datetime | None = None
+    """Minutes before this were drained: later samples for them are late."""
+    late_samples: int = 0
+    """Samples dropped because their minute was already written. Their counters are not lost:
+    the next minute's increase is taken from the last sample that was kept."""
     _last_gpu: dict[str, GpuSample] = field(default_factory=dict)
     _last_model: dict[tuple[str, str, str], ModelSample] = field(default_factory=dict)
     _caches: dict[datetime, dict[str, list[CacheSample]]] = field(
@@ -117,22 +126,43 @@ class MinuteBuffer:
     _last_cache: dict[str, CacheSample] = field(default_factory=dict)
 
     def add(self, snapshot: Snapshot) -> None:
-        """Keep the snapshot's samples until their minute is drained."""
+        """Keep the snapshot's samples until their minute is drained (late ones are dropped)."""
+        with self._lock:
+            self._add(snapshot)
+
+    def _add(self, snapshot: Snapshot) -> None:
         for gpu in snapshot.gpus:
-            self._gpus[minute_floor(gpu.timestamp)][gpu.uuid].append(gpu)
+            if self._open(gpu.timestamp):
+                self._gpus[minute_floor(gpu.timestamp)][gpu.uuid].append(gpu)
         for model in snapshot.models:
-            key = (model.node, model.model, model.instance)
-            self._models[minute_floor(model.timestamp)][key].append(model)
+            if self._open(model.timestamp):
+                key = (model.node, model.model, model.instance)
+                self._models[minute_floor(model.timestamp)][key].append(model)
         for cache in snapshot.caches:
-            self._caches[minute_floor(cache.timestamp)][cache.name].append(cache)
+            if self._open(cache.timestamp):
+                self._caches[minute_floor(cache.timestamp)][cache.name].append(cache)
+
+    def _open(self, moment: datetime) -> bool:
+        if self._closed_before is not None and minute_floor(moment) < self._closed_before:
+            self.late_samples += 1
+            return False
+        return True
 
     def pending_minutes(self) -> list[datetime]:
         """Minutes that hold samples, oldest first."""
         return sorted(set(self._gpus) | set(self._models) | set(self._caches))
 
     def drain(self, before: datetime) -> Minutes:
-        """Roll up and forget every minute that ends at or before ``before``."""
+        """Roll up and forget every minute that ends at or before ``before``; samples for
+        those minutes that arrive later are dropped (see ``late_samples``)."""
+        with self._lock:
+            return self._drain(before)
+
+    def _drain(self, before: datetime) -> Minutes:
         result = Minutes()
+        closed = minute_floor(before)
+        if self._closed_before is None or closed > self._closed_before:
+            self._closed_before = closed
         for bucket in self.pending_minutes():
             if bucket + MINUTE > before:
                 break

@@ -58,6 +58,9 @@ class CostFigures:
     """(model, basis) → self-hosted cost per million tokens over the last 24 hours."""
     cloud_price: dict[tuple[str, str, str], Money] = field(default_factory=dict)
     """(provider, model, kind) → API price per million tokens now."""
+    cloud_equivalent: dict[tuple[str, str, str], Money] = field(default_factory=dict)
+    """(model, provider, cloud model) → what the same 24 h token mix (cache hits, misses,
+    output) would cost per million tokens on the cloud API at today's prices."""
     cloud_spend: dict[tuple[str, str, str], Money] = field(default_factory=dict)
     """(provider, service, period) → spend, period ``today`` or ``month``."""
     budget_forecast: dict[str, Money] = field(default_factory=dict)
@@ -105,6 +108,20 @@ def _dec(value: float | None) -> Decimal:
     return Decimal(str(value)) if value is not None else Decimal(0)
 
 
+def _minute_cost(model: GpuCostModel, rollup: GpuRollup) -> tuple[Decimal, Decimal]:
+    """(cost of one minute rollup, the part of it that was busy time)."""
+    cost = gpu_cost(
+        model,
+        hours=Decimal(rollup.resolution_seconds) / HOUR,
+        energy_joules=_dec(rollup.energy_joules) if rollup.energy_joules is not None else None,
+        avg_power_watts=_dec(rollup.avg_power_watts)
+        if rollup.avg_power_watts is not None
+        else None,
+    ).total
+    idle_share = _dec(rollup.idle_seconds) / rollup.resolution_seconds
+    return cost, cost * max(Decimal(0), 1 - idle_share)
+
+
 class CostFiguresJob:
     """Recomputes ``CostFigures`` into the live state (``LiveState.set_costs``)."""
 
@@ -125,12 +142,14 @@ class CostFiguresJob:
             hourly = self._gpu_hourly(names, notes)
             idle = self._idle_cost(session, names, now)
             per_million = self._cost_per_million(session, names, now, notes)
+            equivalent = self._cloud_equivalent(session, now, notes)
             spend = self._cloud_spend(session, now)
         figures = CostFigures(
             computed_at=now,
             gpu_hourly=hourly,
             idle_cost_total=idle,
             cost_per_million=per_million,
+            cloud_equivalent=equivalent,
             cloud_price=self._cloud_prices(now, notes),
             cloud_spend=spend,
             budget_forecast=self._budget_forecasts(spend, now),
@@ -221,19 +240,9 @@ class CostFiguresJob:
                     continue
                 currency[model_name] = cost_model_.currency
                 for rollup in by_gpu.get(uuid, []):
-                    minute = gpu_cost(
-                        cost_model_,
-                        hours=Decimal(1) / 60,
-                        energy_joules=_dec(rollup.energy_joules)
-                        if rollup.energy_joules is not None
-                        else None,
-                        avg_power_watts=_dec(rollup.avg_power_watts)
-                        if rollup.avg_power_watts is not None
-                        else None,
-                    ).total
+                    minute, busy_part = _minute_cost(cost_model_, rollup)
                     allocated[model_name] += minute
-                    busy_share = max(Decimal(0), 1 - _dec(rollup.idle_seconds) / 60)
-                    busy[model_name] += minute * busy_share
+                    busy[model_name] += busy_part
             if tokens[model_name] <= 0 or model_name not in currency:
                 continue
             figures = cost_per_million_tokens(
@@ -247,8 +256,77 @@ class CostFiguresJob:
             ):
                 if amount is not None:
                     result[(model_name, basis)] = Money(amount, currency[model_name])
+        result.update(self._fleet_per_million(by_gpu, names, sum(tokens.values(), Decimal(0))))
         unmapped = sorted(m for m, uuids in gpus_of.items() if not uuids)
         notes.extend(f"model {m!r}: its GPUs are unknown, no self-hosted cost" for m in unmapped)
+        return result
+
+    def _fleet_per_million(
+        self,
+        by_gpu: Mapping[str, list[GpuRollup]],
+        names: Mapping[str, str],
+        tokens: Decimal,
+    ) -> dict[tuple[str, str], Money]:
+        """``model="all"``: every priced GPU's cost (idle GPUs serving nothing included) over
+        every token served: the fleet's honest figure. Needs one currency across GPU models."""
+        allocated = busy = Decimal(0)
+        currencies: set[str] = set()
+        for uuid, rollups in by_gpu.items():
+            model = self.models.get(names.get(uuid, ""))
+            if model is None:
+                continue
+            currencies.add(model.currency)
+            for rollup in rollups:
+                minute, busy_part = _minute_cost(model, rollup)
+                allocated += minute
+                busy += busy_part
+        if len(currencies) != 1 or tokens <= 0:
+            return {}
+        (currency,) = currencies
+        figures = cost_per_million_tokens(allocated_cost=allocated, busy_cost=busy, tokens=tokens)
+        return {
+            ("all", basis): Money(amount, currency)
+            for basis, amount in (
+                ("allocation", figures.allocation_basis),
+                ("usage", figures.usage_basis),
+            )
+            if amount is not None
+        }
+
+    def cloud_model_for(self, model: str) -> tuple[str, str]:
+        """The API a served model is compared with: its workload's, else DeepSeek chat."""
+        for workload in self.costs.workloads:
+            if workload.model == model:
+                return workload.cloud_provider, workload.cloud_model
+        return DEFAULT_CLOUD
+
+    def _cloud_equivalent(
+        self, session: Session, now: datetime, notes: list[str]
+    ) -> dict[tuple[str, str, str], Money]:
+        mix: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
+        for row in session.exec(
+            select(InferenceRollup).where(
+                InferenceRollup.resolution_seconds == 60,
+                col(InferenceRollup.bucket_start) >= now - TOKEN_WINDOW,
+            )
+        ):
+            tokens = mix[row.model]
+            tokens[0] += _dec(row.prompt_tokens)
+            tokens[1] += _dec(row.generation_tokens)
+            tokens[2] += min(_dec(row.cache_hits), _dec(row.prompt_tokens))
+        result: dict[tuple[str, str, str], Money] = {}
+        for model, (prompt, generation, hits) in mix.items():
+            total = prompt + generation
+            if total <= 0:
+                continue
+            provider, cloud_model = self.cloud_model_for(model)
+            try:
+                quote = self.book.quote(provider, cloud_model, now)
+            except KeyError as exc:
+                notes.append(str(exc.args[0]))
+                continue
+            cost = hits * quote.hit + (prompt - hits) * quote.miss + generation * quote.output
+            result[(model, provider, cloud_model)] = Money(cost / total, quote.currency)
         return result
 
     def _cloud_prices(self, now: datetime, notes: list[str]) -> dict[tuple[str, str, str], Money]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from collectors.base import CostLine, GpuSample
 from daemon.config import CostsConfig
@@ -141,6 +141,12 @@ def test_it_computes_every_figure_exactly(engine) -> None:
     assert allocation > usage  # idle time is charged on the allocation basis
 
     assert figures.cloud_price[("deepseek", "deepseek-chat", "output")].currency == "USD"
+    quote = job.book.quote("deepseek", "deepseek-chat", NOW)
+    equivalent = figures.cloud_equivalent[("deepseek-v3", "deepseek", "deepseek-chat")]
+    prompt, generation = Decimal(30000 * 30), Decimal(3333 * 30)
+    assert equivalent.amount == (prompt * quote.miss + generation * quote.output) / (
+        prompt + generation
+    )
     today = figures.cloud_spend[("AWS", "EC2", "today")]
     month = figures.cloud_spend[("AWS", "EC2", "month")]
     assert today.amount == Decimal("0.30")  # exact, not 0.30000000000000004
@@ -199,3 +205,21 @@ def test_it_counts_idle_cost_from_new_minutes_only_and_exports_it(engine) -> Non
         "tcowatch_gpu_cost_model_parameter",
         {"gpu_model": H100, "parameter": "power_price_per_kwh", "unit": "USD_per_kwh"},
     ) == pytest.approx(0.12)
+
+
+def test_the_fleet_figure_charges_gpus_that_serve_nothing(engine) -> None:
+    with Session(engine) as session:  # a second GPU holding a model but serving no tokens
+        node_id = session.exec(select(Node.id)).one()
+        session.add(Gpu(uuid="GPU-2", node_id=node_id, index=1, name=H100, first_seen=NOW,
+                        last_seen=NOW))
+        for i in range(60):
+            session.add(GpuRollup(gpu_uuid="GPU-2", bucket_start=NOW - timedelta(minutes=60 - i),
+                                  samples=4, avg_utilization_ratio=0.0, avg_power_watts=80.0,
+                                  energy_joules=4800.0, idle_seconds=60.0))
+        session.commit()
+    figures = CostFiguresJob(engine, LiveState(), COSTS).run(NOW)
+    per_model = figures.cost_per_million[("deepseek-v3", "allocation")].amount
+    fleet = figures.cost_per_million[("all", "allocation")].amount
+    idle_gpu = gpu_cost(MODEL, hours=Decimal(1), energy_joules=Decimal(4800 * 60)).total
+    assert fleet == pytest.approx(per_model + idle_gpu / Decimal(33333 * 30) * 1_000_000)
+    assert figures.cost_per_million[("all", "usage")].amount < fleet

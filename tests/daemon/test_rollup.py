@@ -123,3 +123,35 @@ def test_it_leaves_unreported_fields_absent() -> None:
     (row,) = buffer.drain(before=T0 + timedelta(minutes=1)).gpus
     assert row.avg_utilization_ratio is None and row.max_utilization_ratio is None
     assert row.energy_joules is None
+
+
+def test_it_drops_samples_that_arrive_after_their_minute_was_written() -> None:
+    buffer = MinuteBuffer()
+    feed(buffer, gpu(T0 + timedelta(seconds=50), 0.5, 300, 1000))
+    assert len(buffer.drain(before=T0 + timedelta(minutes=1)).gpus) == 1
+    feed(buffer, gpu(T0 + timedelta(seconds=55), 0.5, 300, 1500))  # a slow collection, late
+    assert buffer.late_samples == 1
+    feed(buffer, gpu(T0 + timedelta(seconds=75), 0.5, 300, 4000))
+    (row,) = buffer.drain(before=T0 + timedelta(minutes=2)).gpus
+    assert row.bucket_start == T0 + timedelta(minutes=1)
+    assert row.energy_joules == pytest.approx(3000)  # measured from the last kept sample
+
+
+def test_it_is_safe_to_add_while_draining_from_another_thread() -> None:
+    import threading
+
+    buffer = MinuteBuffer()
+    stop = threading.Event()
+
+    def producer() -> None:
+        i = 0
+        while not stop.is_set() and i < 20000:
+            feed(buffer, gpu(T0 + timedelta(seconds=i % 3000), 0.5, 300, float(i)))
+            i += 1
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    for minute in range(1, 40):
+        buffer.drain(before=T0 + timedelta(minutes=minute))
+    stop.set()
+    thread.join()
