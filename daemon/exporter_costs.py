@@ -80,6 +80,15 @@ def add_cost_families(
             },
             float(money.amount),
         )
+    for (model, provider, cloud_model), tokens in sorted(figures.break_even_tokens.items()):
+        out.add(
+            "llm_break_even_tokens_per_month",
+            "gauge",
+            "Monthly tokens at which the cloud API would cost what the model's GPUs cost in a "
+            "month: above it self-hosting is cheaper.",
+            {"model": model, "provider": provider, "cloud_model": cloud_model},
+            float(tokens),
+        )
     for (provider, service, period), money in sorted(figures.cloud_spend.items()):
         out.add(
             "cloud_spend",

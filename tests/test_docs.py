@@ -116,6 +116,7 @@ def everything() -> LiveState:
             idle_cost_total={"GPU-1": usd},
             cost_per_million={("m", "allocation"): usd},
             cloud_equivalent={("m", "deepseek", "deepseek-chat"): usd},
+            break_even_tokens={("m", "deepseek", "deepseek-chat"): Decimal(5)},
             cloud_price={("deepseek", "deepseek-chat", "output"): usd},
             cloud_spend={("AWS", "EC2", "month"): usd},
             budget_forecast={"b": usd},

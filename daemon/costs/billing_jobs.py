@@ -11,6 +11,7 @@ that run is stored. Credentials never appear in a reason (the collectors guarant
 from __future__ import annotations
 
 import logging
+import pkgutil
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from collectors.base import CollectorError
+from collectors.billing import BILLING_COLLECTORS
 from daemon.config import BillingSourceConfig, Config
 from daemon.costs.ledger import replace_window
 from daemon.state import CollectorStatus, LiveState
@@ -34,40 +36,36 @@ def _secret(value: SecretStr | None) -> str:
     return value.get_secret_value() if value is not None else ""
 
 
-def build_billing_collector(source: BillingSourceConfig) -> Any:
-    """The collector for one configured billing source (SDKs are imported lazily)."""
+def _collector_arguments(source: BillingSourceConfig) -> dict[str, Any]:
+    """The constructor arguments of ``source``'s collector, secrets unwrapped only here."""
     if source.type == "aws_ce":
-        from collectors.aws_ce import AwsCostExplorer
-
-        return AwsCostExplorer(
-            name=source.name,
-            region=source.region,
-            metric=source.metric,
-            group_by=source.group_by,
-            profile=source.profile,
-        )
+        return {
+            "region": source.region,
+            "metric": source.metric,
+            "group_by": source.group_by,
+            "profile": source.profile,
+        }
     if source.type == "azure":
-        from collectors.azure import AzureCostManagement
-
-        return AzureCostManagement(
-            name=source.name,
-            scope=source.scope or "",
-            tenant_id=source.tenant_id or "",
-            client_id=source.client_id or "",
-            client_secret=_secret(source.client_secret),
-        )
+        return {
+            "scope": source.scope or "",
+            "tenant_id": source.tenant_id or "",
+            "client_id": source.client_id or "",
+            "client_secret": _secret(source.client_secret),
+        }
     if source.type == "gcp":
-        from collectors.gcp import GcpBillingExport
+        return {"table": source.table or "", "project": source.project}
+    return {
+        "access_key_id": source.access_key_id or "",
+        "access_key_secret": _secret(source.access_key_secret),
+        "endpoint": source.endpoint,
+    }
 
-        return GcpBillingExport(name=source.name, table=source.table or "", project=source.project)
-    from collectors.aliyun import AliyunBss
 
-    return AliyunBss(
-        name=source.name,
-        access_key_id=source.access_key_id or "",
-        access_key_secret=_secret(source.access_key_secret),
-        endpoint=source.endpoint,
-    )
+def build_billing_collector(source: BillingSourceConfig) -> Any:
+    """The collector for one configured billing source, from ``BILLING_COLLECTORS`` (SDKs are
+    imported lazily, on the first fetch)."""
+    collector_class = pkgutil.resolve_name(BILLING_COLLECTORS[source.type])
+    return collector_class(name=source.name, **_collector_arguments(source))
 
 
 class BillingSync:

@@ -25,7 +25,13 @@ from sqlmodel import Session, col, select
 from daemon.config import CostsConfig, GpuCostModelConfig
 from daemon.costs.budget import month_forecast
 from daemon.costs.ledger import from_money_sum, money_sum
-from daemon.costs.localcost import GpuCostModel, cost_per_million_tokens, gpu_cost
+from daemon.costs.localcost import (
+    GpuCostModel,
+    break_even_tokens_per_month,
+    cost_per_million_tokens,
+    gpu_cost,
+    monthly_cost,
+)
 from daemon.costs.pricebook import PriceBook, TokenPrice
 from daemon.state import LiveState
 from daemon.store.models import CostRecord, Gpu, GpuRollup, InferenceRollup
@@ -61,6 +67,11 @@ class CostFigures:
     cloud_equivalent: dict[tuple[str, str, str], Money] = field(default_factory=dict)
     """(model, provider, cloud model) → what the same 24 h token mix (cache hits, misses,
     output) would cost per million tokens on the cloud API at today's prices."""
+    break_even_tokens: dict[tuple[str, str, str], Decimal] = field(default_factory=dict)
+    """(model, provider, cloud model) → monthly tokens at which the API costs what the model's
+    GPUs cost in a month: above it self-hosting is cheaper."""
+    local_monthly: dict[str, Money] = field(default_factory=dict)
+    """Model → monthly cost of the GPUs serving it (at their measured average power)."""
     cloud_spend: dict[tuple[str, str, str], Money] = field(default_factory=dict)
     """(provider, service, period) → spend, period ``today`` or ``month``."""
     budget_forecast: dict[str, Money] = field(default_factory=dict)
@@ -133,6 +144,7 @@ class CostFiguresJob:
         self.book = price_book(costs)
         self._idle_totals: dict[str, Decimal] = defaultdict(Decimal)
         self._idle_watermark: datetime | None = None
+        self._monthly_local: dict[str, Money] = {}
 
     def run(self, now: datetime) -> CostFigures:
         """Compute every figure and publish it."""
@@ -150,6 +162,8 @@ class CostFiguresJob:
             idle_cost_total=idle,
             cost_per_million=per_million,
             cloud_equivalent=equivalent,
+            break_even_tokens=self._break_even(equivalent),
+            local_monthly=dict(self._monthly_local),
             cloud_price=self._cloud_prices(now, notes),
             cloud_spend=spend,
             budget_forecast=self._budget_forecasts(spend, now),
@@ -223,6 +237,7 @@ class CostFiguresJob:
             gpus_of[row.model].update(row.gpu_uuids or [])
         allocated: dict[str, Decimal] = defaultdict(Decimal)
         busy: dict[str, Decimal] = defaultdict(Decimal)
+        monthly: dict[str, Decimal] = defaultdict(Decimal)
         currency: dict[str, str] = {}
         rollups = session.exec(
             select(GpuRollup).where(
@@ -239,6 +254,15 @@ class CostFiguresJob:
                 if cost_model_ is None:
                     continue
                 currency[model_name] = cost_model_.currency
+                powers = [
+                    _dec(r.avg_power_watts)
+                    for r in by_gpu.get(uuid, [])
+                    if r.avg_power_watts is not None
+                ]
+                monthly[model_name] += monthly_cost(
+                    cost_model_,
+                    avg_power_watts=sum(powers, Decimal(0)) / len(powers) if powers else None,
+                )
                 for rollup in by_gpu.get(uuid, []):
                     minute, busy_part = _minute_cost(cost_model_, rollup)
                     allocated[model_name] += minute
@@ -259,6 +283,21 @@ class CostFiguresJob:
         result.update(self._fleet_per_million(by_gpu, names, sum(tokens.values(), Decimal(0))))
         unmapped = sorted(m for m, uuids in gpus_of.items() if not uuids)
         notes.extend(f"model {m!r}: its GPUs are unknown, no self-hosted cost" for m in unmapped)
+        self._monthly_local = {m: Money(amount, currency[m]) for m, amount in monthly.items()}
+        return result
+
+    def _break_even(
+        self, equivalent: Mapping[tuple[str, str, str], Money]
+    ) -> dict[tuple[str, str, str], Decimal]:
+        """Monthly tokens at which the API bill equals the model's GPUs' monthly cost."""
+        result: dict[tuple[str, str, str], Decimal] = {}
+        for (model, provider, cloud_model), price in equivalent.items():
+            local = self._monthly_local.get(model)
+            if local is None or local.currency != price.currency or price.amount <= 0:
+                continue
+            result[(model, provider, cloud_model)] = break_even_tokens_per_month(
+                local_monthly_cost=local.amount, cloud_price_per_million=price.amount
+            )
         return result
 
     def _fleet_per_million(

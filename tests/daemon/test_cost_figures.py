@@ -139,6 +139,8 @@ def test_it_computes_every_figure_exactly(engine) -> None:
     assert allocation == pytest.approx((busy + idle) / tokens * 1_000_000)
     assert usage == pytest.approx(busy / tokens * 1_000_000)
     assert allocation > usage  # idle time is charged on the allocation basis
+    monthly = MODEL.hourly_cost(Decimal(400)) * Decimal(730)  # average power over the hour
+    assert figures.local_monthly["deepseek-v3"].amount == pytest.approx(monthly)
 
     assert figures.cloud_price[("deepseek", "deepseek-chat", "output")].currency == "USD"
     quote = job.book.quote("deepseek", "deepseek-chat", NOW)
@@ -147,6 +149,8 @@ def test_it_computes_every_figure_exactly(engine) -> None:
     assert equivalent.amount == (prompt * quote.miss + generation * quote.output) / (
         prompt + generation
     )
+    break_even = figures.break_even_tokens[("deepseek-v3", "deepseek", "deepseek-chat")]
+    assert break_even == pytest.approx(monthly / equivalent.amount * 1_000_000)
     today = figures.cloud_spend[("AWS", "EC2", "today")]
     month = figures.cloud_spend[("AWS", "EC2", "month")]
     assert today.amount == Decimal("0.30")  # exact, not 0.30000000000000004
@@ -210,12 +214,21 @@ def test_it_counts_idle_cost_from_new_minutes_only_and_exports_it(engine) -> Non
 def test_the_fleet_figure_charges_gpus_that_serve_nothing(engine) -> None:
     with Session(engine) as session:  # a second GPU holding a model but serving no tokens
         node_id = session.exec(select(Node.id)).one()
-        session.add(Gpu(uuid="GPU-2", node_id=node_id, index=1, name=H100, first_seen=NOW,
-                        last_seen=NOW))
+        session.add(
+            Gpu(uuid="GPU-2", node_id=node_id, index=1, name=H100, first_seen=NOW, last_seen=NOW)
+        )
         for i in range(60):
-            session.add(GpuRollup(gpu_uuid="GPU-2", bucket_start=NOW - timedelta(minutes=60 - i),
-                                  samples=4, avg_utilization_ratio=0.0, avg_power_watts=80.0,
-                                  energy_joules=4800.0, idle_seconds=60.0))
+            session.add(
+                GpuRollup(
+                    gpu_uuid="GPU-2",
+                    bucket_start=NOW - timedelta(minutes=60 - i),
+                    samples=4,
+                    avg_utilization_ratio=0.0,
+                    avg_power_watts=80.0,
+                    energy_joules=4800.0,
+                    idle_seconds=60.0,
+                )
+            )
         session.commit()
     figures = CostFiguresJob(engine, LiveState(), COSTS).run(NOW)
     per_model = figures.cost_per_million[("deepseek-v3", "allocation")].amount
