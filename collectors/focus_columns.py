@@ -414,6 +414,53 @@ class BatchFailed(Exception):
     """Some row of a batch is bad: map the batch row by row with ``RowMapper.one``."""
 
 
+def key_hasher(columns: Sequence[str]) -> Any:
+    """SHA-256 fed with the header: a row's key continues a copy of it with the row's material.
+
+    Row key = the first 32 hex digits of SHA-256 over ``"\x1f".join(columns) + "\x1e"``, then
+    ``"\x1f".join(cells) + "\x1e" + str(ordinal)`` (UTF-8), ``null`` cells as empty.
+    """
+    return hashlib.sha256("\x1f".join(columns).encode() + b"\x1e")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one file's columns go, by index in the header."""
+
+    fields: dict[str, int]
+    """``CostLine`` field -> the column that fills it."""
+    extra: list[tuple[int, str, bool]]
+    """Columns kept in ``extra``: index, name, and whether the value is the text itself."""
+    providers: list[int]
+    """``PROVIDER_COLUMNS`` present, in priority order."""
+    required: list[tuple[int, str]]
+    periods: list[tuple[int, int, str, str]]
+    """(start index, end index, start name, end name) of the periods present."""
+
+    @classmethod
+    def of(cls, columns: Sequence[str]) -> Layout:
+        index = {name: i for i, name in enumerate(columns)}
+        field_at = {i: COLUMNS[c].field for i, c in enumerate(columns) if c in COLUMNS}
+        return cls(
+            fields={f: i for i, f in field_at.items() if f is not None},
+            extra=[
+                (i, c, c not in COLUMNS or COLUMNS[c].kind in _TEXT_KINDS)
+                for i, c in enumerate(columns)
+                if field_at.get(i) is None
+            ],
+            providers=[index[c] for c in PROVIDER_COLUMNS if c in index],
+            required=[(index[c], c) for c in REQUIRED if c in index],
+            periods=[
+                (index[start], index[end], start, end)
+                for start, end in (
+                    ("ChargePeriodStart", "ChargePeriodEnd"),
+                    ("BillingPeriodStart", "BillingPeriodEnd"),
+                )
+                if start in index and end in index
+            ],
+        )
+
+
 class RowMapper:
     """Maps one file's rows (cell texts, in header order) to ``CostLine``s.
 
@@ -425,29 +472,17 @@ class RowMapper:
 
     def __init__(self, columns: tuple[str, ...], default_currency: str | None) -> None:
         self.columns = columns
-        index = {name: i for i, name in enumerate(columns)}
         pairs = [converters(COLUMNS.get(c)) for c in columns]
         self._one = [one for one, _ in pairs]
         self._many = [many for _, many in pairs]
-        self._required = [(index[c], c) for c in REQUIRED if c in index]
-        self._periods = [
-            (index[start], index[end], start, end)
-            for start, end in (
-                ("ChargePeriodStart", "ChargePeriodEnd"),
-                ("BillingPeriodStart", "BillingPeriodEnd"),
-            )
-            if start in index and end in index
-        ]
-        self._providers = [index[c] for c in PROVIDER_COLUMNS if c in index]
-        field_at = {i: COLUMNS[c].field for i, c in enumerate(columns) if c in COLUMNS}
-        self._extra = [
-            (i, c, c not in COLUMNS or COLUMNS[c].kind in _TEXT_KINDS)
-            for i, c in enumerate(columns)
-            if field_at.get(i) is None
-        ]
-        self._fields = {f: i for i, f in field_at.items() if f is not None}
+        layout = Layout.of(columns)
+        self._required = layout.required
+        self._periods = layout.periods
+        self._providers = layout.providers
+        self._extra = layout.extra
+        self._fields = layout.fields
         self._default_currency = default_currency
-        self._header = hashlib.sha256("\x1f".join(columns).encode() + b"\x1e")
+        self._header = key_hasher(columns)
 
     def keys(self, rows: Sequence[Sequence[str]], first_ordinal: int) -> list[str]:
         """Row keys: SHA-256 (32 hex digits) of the header, the cells (``null`` as empty) and

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
@@ -58,9 +59,37 @@ def _bar_width(ratio: float | None) -> str:
     return f"{min(max(ratio, 0.0), 1.0) * 100:.0f}"
 
 
+def _money(amount: Any) -> str:
+    """``Amount`` (or ``None``) as ``1,234.56 USD``; small unit prices keep four decimals."""
+    if amount is None:
+        return MISSING
+    value = amount.amount
+    places = "0.0001" if abs(value) < 10 else "0.01"
+    return f"{value.quantize(Decimal(places)):,} {amount.currency}"
+
+
+def _count(value: Any) -> str:
+    """A large count in millions or billions (``12.3 M``)."""
+    if value is None:
+        return MISSING
+    number = float(value)
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(number) >= size:
+            return f"{number / size:.1f} {unit}"
+    return f"{number:.0f}"
+
+
 def _configure_jinja(engine: JinjaTemplateEngine) -> None:
     env: Environment = engine.engine
-    env.filters.update(gib=_gib, percent=_percent, number=_number, when=_when, bar_width=_bar_width)
+    env.filters.update(
+        gib=_gib,
+        percent=_percent,
+        number=_number,
+        when=_when,
+        bar_width=_bar_width,
+        money=_money,
+        count=_count,
+    )
     env.trim_blocks = True
     env.lstrip_blocks = True
 

@@ -107,3 +107,48 @@ def test_it_starts_without_a_csrf_secret(services: Services):
     services.csrf_secret = None
     with TestClient(app=create_app(services)) as client:
         assert client.get("/healthz").status_code == 200
+
+
+def test_it_shows_costs_beside_the_cloud_price_of_the_same_tokens(
+    services: Services, client: TestClient[Litestar]
+):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from daemon.costs.figures import CostFigures, Money
+
+    usd = "USD"
+    services.state.set_costs(
+        CostFigures(
+            computed_at=datetime(2026, 11, 29, tzinfo=UTC),
+            cost_per_million={
+                ("deepseek-v3", "allocation"): Money(Decimal("0.2780"), usd),
+                ("deepseek-v3", "usage"): Money(Decimal("0.1046"), usd),
+            },
+            cloud_equivalent={("deepseek-v3", "deepseek", "deepseek-chat"): Money(
+                Decimal("0.3100"), usd)},
+            break_even_tokens={("deepseek-v3", "deepseek", "deepseek-chat"): Decimal("2.5e9")},
+            cloud_spend={
+                ("AWS", "EC2", "today"): Money(Decimal("10.10"), usd),
+                ("AWS", "S3", "today"): Money(Decimal("0.20"), usd),
+                ("AWS", "EC2", "month"): Money(Decimal("1234.50"), usd),
+            },
+            budget_amount={"cloud": Money(Decimal("1000"), usd)},
+            budget_forecast={"cloud": Money(Decimal("1500"), usd)},
+        )
+    )
+    page = client.get("/").text
+    assert "10.30 USD" in page and "1,234.50 USD" in page
+    assert "0.2780 USD" in page and "0.1046 USD" in page and "0.3100 USD" in page
+    assert "2.5 B" in page and "deepseek/deepseek-chat" in page
+    assert 'data-budget="cloud"' in page and "1,500.00 USD" in page
+    data = client.get("/api/v1/overview").json()["costs"]
+    assert data["spend_today"] == [{"amount": "10.30", "currency": "USD"}]
+    (model,) = data["models"]
+    assert model["allocation"] == {"amount": "0.2780", "currency": "USD"}
+    assert data["budgets"][0]["forecast_ratio"] == 1.5
+
+
+def test_it_says_when_no_cost_figures_exist_yet(client: TestClient[Litestar]):
+    assert "No cost figures yet" in client.get("/").text
+    assert client.get("/api/v1/overview").json()["costs"] is None

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from daemon.state import AlertView, CollectorStatus, LiveView
+from web.controllers.cost_summary import CostSummary, build_cost_summary
 
 if TYPE_CHECKING:
     from collectors.base import GpuSample
@@ -81,6 +82,8 @@ class Overview:
     alerts_pending: int
     alerts: list[AlertRow]
     collectors: list[CollectorRow]
+    costs: CostSummary | None = None
+    """Spend, budgets and cost per million tokens (``None`` until first computed)."""
 
 
 def _short(uuid: str) -> str:
@@ -175,4 +178,5 @@ def build_overview(view: LiveView, *, now: datetime, title: str, demo: bool) -> 
         alerts_pending=sum(a.state == "pending" for a in active),
         alerts=[_alert_row(a) for a in active],
         collectors=[_collector_row(view.collectors[n]) for n in sorted(view.collectors)],
+        costs=build_cost_summary(view.costs),
     )
