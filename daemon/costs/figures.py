@@ -33,8 +33,9 @@ from daemon.costs.localcost import (
     monthly_cost,
 )
 from daemon.costs.pricebook import PriceBook, TokenPrice
+from daemon.costs.windows import GpuUsage, ModelUsage, gpu_usage, model_usage, window_cost
 from daemon.state import LiveState
-from daemon.store.models import CostRecord, Gpu, GpuRollup, InferenceRollup
+from daemon.store.models import CostRecord, Gpu, GpuRollup
 
 logger = logging.getLogger(__name__)
 
@@ -119,20 +120,6 @@ def _dec(value: float | None) -> Decimal:
     return Decimal(str(value)) if value is not None else Decimal(0)
 
 
-def _minute_cost(model: GpuCostModel, rollup: GpuRollup) -> tuple[Decimal, Decimal]:
-    """(cost of one minute rollup, the part of it that was busy time)."""
-    cost = gpu_cost(
-        model,
-        hours=Decimal(rollup.resolution_seconds) / HOUR,
-        energy_joules=_dec(rollup.energy_joules) if rollup.energy_joules is not None else None,
-        avg_power_watts=_dec(rollup.avg_power_watts)
-        if rollup.avg_power_watts is not None
-        else None,
-    ).total
-    idle_share = _dec(rollup.idle_seconds) / rollup.resolution_seconds
-    return cost, cost * max(Decimal(0), 1 - idle_share)
-
-
 class CostFiguresJob:
     """Recomputes ``CostFigures`` into the live state (``LiveState.set_costs``)."""
 
@@ -153,8 +140,10 @@ class CostFiguresJob:
             names = dict(session.exec(select(Gpu.uuid, Gpu.name)).all())
             hourly = self._gpu_hourly(names, notes)
             idle = self._idle_cost(session, names, now)
-            per_million = self._cost_per_million(session, names, now, notes)
-            equivalent = self._cloud_equivalent(session, now, notes)
+            gpus = gpu_usage(session, now - TOKEN_WINDOW)
+            models = model_usage(session, now - TOKEN_WINDOW, now)
+            per_million = self._cost_per_million(gpus, models, names, notes)
+            equivalent = self._cloud_equivalent(models, now, notes)
             spend = self._cloud_spend(session, now)
         figures = CostFigures(
             computed_at=now,
@@ -222,69 +211,76 @@ class CostFiguresJob:
         }
 
     def _cost_per_million(
-        self, session: Session, names: Mapping[str, str], now: datetime, notes: list[str]
+        self,
+        gpus: Mapping[str, GpuUsage],
+        models: Mapping[str, ModelUsage],
+        names: Mapping[str, str],
+        notes: list[str],
     ) -> dict[tuple[str, str], Money]:
-        since = now - TOKEN_WINDOW
-        tokens: dict[str, Decimal] = defaultdict(Decimal)
-        gpus_of: dict[str, set[str]] = defaultdict(set)
-        for row in session.exec(
-            select(InferenceRollup).where(
-                InferenceRollup.resolution_seconds == 60,
-                col(InferenceRollup.bucket_start) >= since,
-            )
-        ):
-            tokens[row.model] += _dec(row.prompt_tokens) + _dec(row.generation_tokens)
-            gpus_of[row.model].update(row.gpu_uuids or [])
-        allocated: dict[str, Decimal] = defaultdict(Decimal)
-        busy: dict[str, Decimal] = defaultdict(Decimal)
-        monthly: dict[str, Decimal] = defaultdict(Decimal)
-        currency: dict[str, str] = {}
-        rollups = session.exec(
-            select(GpuRollup).where(
-                GpuRollup.resolution_seconds == 60, col(GpuRollup.bucket_start) >= since
-            )
-        ).all()
-        by_gpu: dict[str, list[GpuRollup]] = defaultdict(list)
-        for rollup in rollups:
-            by_gpu[rollup.gpu_uuid].append(rollup)
         result: dict[tuple[str, str], Money] = {}
-        for model_name, uuids in gpus_of.items():
-            for uuid in uuids:
+        monthly: dict[str, Money] = {}
+        for model_name, usage in models.items():
+            allocated = busy = local_month = Decimal(0)
+            currencies: set[str] = set()
+            for uuid in usage.gpu_uuids:
                 cost_model_ = self.models.get(names.get(uuid, ""))
-                if cost_model_ is None:
+                gpu = gpus.get(uuid)
+                if cost_model_ is None or gpu is None:
                     continue
-                currency[model_name] = cost_model_.currency
-                powers = [
-                    _dec(r.avg_power_watts)
-                    for r in by_gpu.get(uuid, [])
-                    if r.avg_power_watts is not None
-                ]
-                monthly[model_name] += monthly_cost(
-                    cost_model_,
-                    avg_power_watts=sum(powers, Decimal(0)) / len(powers) if powers else None,
-                )
-                for rollup in by_gpu.get(uuid, []):
-                    minute, busy_part = _minute_cost(cost_model_, rollup)
-                    allocated[model_name] += minute
-                    busy[model_name] += busy_part
-            if tokens[model_name] <= 0 or model_name not in currency:
+                currencies.add(cost_model_.currency)
+                total, busy_part = window_cost(cost_model_, gpu)
+                allocated += total
+                busy += busy_part
+                local_month += monthly_cost(cost_model_, avg_power_watts=gpu.avg_power_watts)
+            if len(currencies) != 1:
                 continue
-            figures = cost_per_million_tokens(
-                allocated_cost=allocated[model_name],
-                busy_cost=busy[model_name],
-                tokens=tokens[model_name],
-            )
+            (currency,) = currencies
+            monthly[model_name] = Money(local_month, currency)
+            result.update(self._per_million(model_name, allocated, busy, usage.tokens, currency))
+        result.update(self._fleet_per_million(gpus, names, models))
+        unmapped = sorted(m for m, usage in models.items() if not usage.gpu_uuids)
+        notes.extend(f"model {m!r}: its GPUs are unknown, no self-hosted cost" for m in unmapped)
+        self._monthly_local = monthly
+        return result
+
+    @staticmethod
+    def _per_million(
+        model: str, allocated: Decimal, busy: Decimal, tokens: Decimal, currency: str
+    ) -> dict[tuple[str, str], Money]:
+        if tokens <= 0:
+            return {}
+        figures = cost_per_million_tokens(allocated_cost=allocated, busy_cost=busy, tokens=tokens)
+        return {
+            (model, basis): Money(amount, currency)
             for basis, amount in (
                 ("allocation", figures.allocation_basis),
                 ("usage", figures.usage_basis),
-            ):
-                if amount is not None:
-                    result[(model_name, basis)] = Money(amount, currency[model_name])
-        result.update(self._fleet_per_million(by_gpu, names, sum(tokens.values(), Decimal(0))))
-        unmapped = sorted(m for m, uuids in gpus_of.items() if not uuids)
-        notes.extend(f"model {m!r}: its GPUs are unknown, no self-hosted cost" for m in unmapped)
-        self._monthly_local = {m: Money(amount, currency[m]) for m, amount in monthly.items()}
-        return result
+            )
+            if amount is not None
+        }
+
+    def _fleet_per_million(
+        self,
+        gpus: Mapping[str, GpuUsage],
+        names: Mapping[str, str],
+        models: Mapping[str, ModelUsage],
+    ) -> dict[tuple[str, str], Money]:
+        """``model="all"``: every priced GPU's cost (idle GPUs serving nothing included) over
+        every token served: the fleet's honest figure. Needs one currency across GPU models."""
+        allocated = busy = Decimal(0)
+        currencies: set[str] = set()
+        for uuid, gpu in gpus.items():
+            model = self.models.get(names.get(uuid, ""))
+            if model is None:
+                continue
+            currencies.add(model.currency)
+            total, busy_part = window_cost(model, gpu)
+            allocated += total
+            busy += busy_part
+        if len(currencies) != 1:
+            return {}
+        tokens = sum((usage.tokens for usage in models.values()), Decimal(0))
+        return self._per_million("all", allocated, busy, tokens, next(iter(currencies)))
 
     def _break_even(
         self, equivalent: Mapping[tuple[str, str, str], Money]
@@ -300,38 +296,6 @@ class CostFiguresJob:
             )
         return result
 
-    def _fleet_per_million(
-        self,
-        by_gpu: Mapping[str, list[GpuRollup]],
-        names: Mapping[str, str],
-        tokens: Decimal,
-    ) -> dict[tuple[str, str], Money]:
-        """``model="all"``: every priced GPU's cost (idle GPUs serving nothing included) over
-        every token served: the fleet's honest figure. Needs one currency across GPU models."""
-        allocated = busy = Decimal(0)
-        currencies: set[str] = set()
-        for uuid, rollups in by_gpu.items():
-            model = self.models.get(names.get(uuid, ""))
-            if model is None:
-                continue
-            currencies.add(model.currency)
-            for rollup in rollups:
-                minute, busy_part = _minute_cost(model, rollup)
-                allocated += minute
-                busy += busy_part
-        if len(currencies) != 1 or tokens <= 0:
-            return {}
-        (currency,) = currencies
-        figures = cost_per_million_tokens(allocated_cost=allocated, busy_cost=busy, tokens=tokens)
-        return {
-            ("all", basis): Money(amount, currency)
-            for basis, amount in (
-                ("allocation", figures.allocation_basis),
-                ("usage", figures.usage_basis),
-            )
-            if amount is not None
-        }
-
     def cloud_model_for(self, model: str) -> tuple[str, str]:
         """The API a served model is compared with: its workload's, else DeepSeek chat."""
         for workload in self.costs.workloads:
@@ -340,23 +304,11 @@ class CostFiguresJob:
         return DEFAULT_CLOUD
 
     def _cloud_equivalent(
-        self, session: Session, now: datetime, notes: list[str]
+        self, models: Mapping[str, ModelUsage], now: datetime, notes: list[str]
     ) -> dict[tuple[str, str, str], Money]:
-        mix: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
-        for row in session.exec(
-            select(InferenceRollup).where(
-                InferenceRollup.resolution_seconds == 60,
-                col(InferenceRollup.bucket_start) >= now - TOKEN_WINDOW,
-            )
-        ):
-            tokens = mix[row.model]
-            tokens[0] += _dec(row.prompt_tokens)
-            tokens[1] += _dec(row.generation_tokens)
-            tokens[2] += min(_dec(row.cache_hits), _dec(row.prompt_tokens))
         result: dict[tuple[str, str, str], Money] = {}
-        for model, (prompt, generation, hits) in mix.items():
-            total = prompt + generation
-            if total <= 0:
+        for model, usage in models.items():
+            if usage.tokens <= 0:
                 continue
             provider, cloud_model = self.cloud_model_for(model)
             try:
@@ -364,8 +316,13 @@ class CostFiguresJob:
             except KeyError as exc:
                 notes.append(str(exc.args[0]))
                 continue
-            cost = hits * quote.hit + (prompt - hits) * quote.miss + generation * quote.output
-            result[(model, provider, cloud_model)] = Money(cost / total, quote.currency)
+            hits = usage.cache_hits
+            cost = (
+                hits * quote.hit
+                + (usage.prompt_tokens - hits) * quote.miss
+                + usage.generation_tokens * quote.output
+            )
+            result[(model, provider, cloud_model)] = Money(cost / usage.tokens, quote.currency)
         return result
 
     def _cloud_prices(self, now: datetime, notes: list[str]) -> dict[tuple[str, str, str], Money]:
