@@ -73,7 +73,7 @@ def gpu_usage(session: Session, since: datetime) -> dict[str, GpuUsage]:
             func.sum(joules * col(GpuRollup.idle_seconds) / seconds),
             func.avg(col(GpuRollup.avg_power_watts)),
         )
-        .where(GpuRollup.resolution_seconds == 60, col(GpuRollup.bucket_start) >= since)
+        .where(col(GpuRollup.resolution_seconds) == 60, col(GpuRollup.bucket_start) >= since)
         .group_by(col(GpuRollup.gpu_uuid))
     ).all()
     return {
