@@ -23,6 +23,13 @@ Mapping: ``CostLine.provider`` is the first non-null of ``ServiceProviderName`` 
 non-null cell (``x_`` columns, FOCUS columns without a ``CostLine`` field, unknown columns and
 the provider columns themselves) as its validated text, so nothing is lost.
 
+Two paths give the same lines: CSV files are parsed and validated a batch at a time by Arrow
+(``focus_arrow``: whole columns at once, handed out as ``LineColumns`` by ``batches()``); the
+first batch it does not accept (a bad or unusual cell, a row of the wrong width, bad UTF-8)
+and the rest of the file go through the row path (Python's ``csv`` module and
+``focus_columns.RowMapper``), which names every bad row by its physical line. Parquet always
+takes the row path.
+
 ``row_key`` is the first 32 hex digits of SHA-256 over the column names, the row's cells as
 text (``null`` normalised to empty) and the row's ordinal in the file. The same file always
 gives the same keys and identical rows get distinct keys without remembering earlier rows (so
@@ -33,6 +40,9 @@ Error contract: ``open_focus`` raises ``FocusFileError`` (a ``ValueError``) for 
 unsupported or non-FOCUS files; ``rows()`` raises ``FocusRowError`` (a ``ValueError``) at the
 first bad row when ``on_error="stop"`` and records it when ``"skip"``, and raises
 ``FocusFileError`` for damage that ends the stream (broken gzip, CSV quoting, bad UTF-8).
+``batches()`` behaves the same. (The Arrow path reads a stray character after a closing
+quote, ``"a"b``, as part of the value where the row path refuses the file: see
+``focus_arrow``.)
 """
 
 from __future__ import annotations
@@ -42,15 +52,18 @@ import gzip
 import json
 import logging
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from itertools import count, islice
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
 
 from collectors.base import CostLine
+from collectors.focus_arrow import READ_ERRORS, ArrowCsv, ArrowMapper
+from collectors.focus_batch import LineColumns
 from collectors.focus_columns import (
     COLUMNS,
     LEGACY_RENAMES,
@@ -117,6 +130,8 @@ class FocusFileInfo:
 
 Source = Iterator[tuple[Sequence[int], Sequence[Sequence[str]]]]
 """Batches of (line or row numbers, rows of cell texts)."""
+Sources = Callable[[int], Source]
+"""A file's ``Source`` after skipping its first N data records (already read another way)."""
 _STREAM_ERRORS = (csv.Error, UnicodeDecodeError, EOFError, OSError, zlib.error)
 
 
@@ -143,9 +158,14 @@ def _record_lines(row: Sequence[str]) -> int:
     return 1 + text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
-def _csv_batches(path: Path, stream: IO[str], reader: Any) -> Source:
-    done = reader.line_num  # physical lines read so far
+def _csv_batches(path: Path, stream: IO[str], reader: Any, skip: int = 0) -> Source:
     try:
+        while skip > 0:  # records the columnar path delivered (blank lines are no records)
+            record = next(reader, None)
+            if record is None:
+                break
+            skip -= 1 if record else 0
+        done = reader.line_num  # physical lines read so far
         while rows := list(islice(reader, BATCH_ROWS)):
             lines: Sequence[int] = range(done + 1, done + 1 + len(rows))
             if reader.line_num - done != len(rows):  # some record spans several lines
@@ -166,7 +186,7 @@ def _csv_batches(path: Path, stream: IO[str], reader: Any) -> Source:
         stream.close()
 
 
-def _open_csv(path: Path, compressed: bool) -> tuple[tuple[str, ...], Source, Callable[[], None]]:
+def _open_csv(path: Path, compressed: bool) -> tuple[tuple[str, ...], Sources, Callable[[], None]]:
     # utf-8-sig strips a leading BOM; newline="" lets csv handle quoted newlines itself
     # the stream is closed by the row generator or by FocusReader.close()
     stream: IO[str] = (
@@ -183,7 +203,7 @@ def _open_csv(path: Path, compressed: bool) -> tuple[tuple[str, ...], Source, Ca
     if not header:
         stream.close()
         raise FocusFileError(f"{path}: empty file (no header line)")
-    return tuple(header), _csv_batches(path, stream, reader), stream.close
+    return tuple(header), partial(_csv_batches, path, stream, reader), stream.close
 
 
 def _iso_utc(value: datetime) -> str:
@@ -235,7 +255,7 @@ def _parquet_renderer(path: Path, name: str, type_: Any) -> Callable[[Any], list
     return render
 
 
-def _open_parquet(path: Path) -> tuple[tuple[str, ...], Source, Callable[[], None]]:
+def _open_parquet(path: Path) -> tuple[tuple[str, ...], Sources, Callable[[], None]]:
     import pyarrow as pa
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
@@ -252,7 +272,8 @@ def _open_parquet(path: Path) -> tuple[tuple[str, ...], Source, Callable[[], Non
         fh.close()
         raise
 
-    def batches() -> Source:
+    def batches(skip: int) -> Source:
+        assert skip == 0  # Parquet has no columnar path to hand over from
         done = 0
         try:
             for batch in pfile.iter_batches(batch_size=BATCH_ROWS):
@@ -265,35 +286,38 @@ def _open_parquet(path: Path) -> tuple[tuple[str, ...], Source, Callable[[], Non
         finally:
             fh.close()
 
-    return columns, batches(), fh.close
+    return columns, batches, fh.close
 
 
 # --- the reader ---------------------------------------------------------------------------------
 
 
 class FocusReader:
-    """An open FOCUS file. Use as a context manager; iterate ``rows()`` once.
+    """An open FOCUS file. Use as a context manager; iterate ``rows()`` or ``batches()`` once.
 
-    Memory does not grow with the file: rows are read, validated and yielded one at a time
-    (in batches of ``BATCH_ROWS``).
+    Memory does not grow with the file: rows are read, validated and handed out a batch at a
+    time. CSV goes through the columnar path (``focus_arrow``) while every batch is clean and
+    through the row path from the first batch that is not (see ``batches``).
     """
 
     def __init__(
         self,
         path: Path,
         info: FocusFileInfo,
-        source: Source,
+        sources: Sources,
         mapper: RowMapper,
         close: Callable[[], None],
+        arrow: Callable[[], ArrowCsv] | None = None,
     ) -> None:
         self.path = path
         self.info = info
         self.rejected: list[FocusRowError] = []
         self.rejected_count = 0
         self.rows_read = 0
-        self._source = source
+        self._sources = sources
         self._mapper = mapper
         self._close = close
+        self._arrow = arrow
         self._started = False
 
     def __enter__(self) -> FocusReader:
@@ -320,41 +344,97 @@ class FocusReader:
         ``"stop"`` raises ``FocusRowError`` at the first bad row; ``"skip"`` records it in
         ``rejected`` (the first ``MAX_KEPT_ERRORS``; ``rejected_count`` counts all) and goes on.
         ``rows_read`` counts data rows, bad ones included. Raises ``FocusFileError`` for damage
-        that ends the stream, ``RuntimeError`` when called a second time.
+        that ends the stream, ``RuntimeError`` when called a second time (or after
+        ``batches``).
+        """
+        for batch in self.batches(on_error=on_error):
+            yield from batch.lines()
+
+    def batches(self, *, on_error: OnError = "stop") -> Iterator[LineColumns]:
+        """Yield the valid rows batch by batch, column by column (same rows as ``rows()``).
+
+        A CSV file is parsed and checked a batch at a time by Arrow; the first batch holding
+        anything it does not accept (or that it cannot read: bad UTF-8, a row of the wrong
+        width, broken gzip) and the rest of the file go through the row path instead, which
+        names each bad row exactly (``path:line: column: message``, physical lines) and keeps
+        the same row keys. In stop mode the valid rows before a bad one are yielded before
+        ``FocusRowError`` is raised. Errors as for ``rows()``.
         """
         if on_error not in ("stop", "skip"):
             raise ValueError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
         if self._started:
             raise RuntimeError("FocusReader.rows() can be iterated only once")
         self._started = True
+        done = 0
+        if self._arrow is not None:
+            handed_over = yield from self._columnar()
+            if handed_over is None:
+                logger.debug("%s: %d rows read (columnar)", self.path, self.rows_read)
+                return
+            done = handed_over
+        yield from self._row_batches(self._sources(done), on_error)
+        logger.debug(
+            "%s: %d rows read, %d rejected", self.path, self.rows_read, self.rejected_count
+        )
+
+    def _columnar(self) -> Generator[LineColumns, None, int | None]:
+        """Arrow batches while they are clean; the records delivered at a hand-over, else
+        ``None``."""
+        assert self._arrow is not None
+        mapper = ArrowMapper(self.info.columns, self.info.assumed_currency)
+        done = 0
+        try:
+            stream = self._arrow()
+        except READ_ERRORS as exc:
+            logger.debug("%s: row path from the start: %s", self.path, exc)
+            return 0
+        try:
+            for batch in stream:
+                columns = mapper.map(batch, done + 1)
+                if columns is None:
+                    logger.debug("%s: row path from data row %d (a bad row)", self.path, done + 1)
+                    return done
+                self.rows_read += columns.size
+                done += columns.size
+                yield columns
+        except READ_ERRORS as exc:
+            logger.debug("%s: row path from data row %d: %s", self.path, done + 1, exc)
+            return done
+        finally:
+            stream.close()
+        return None
+
+    def _row_batches(self, source: Source, on_error: OnError) -> Iterator[LineColumns]:
         path, row_based = str(self.path), self.info.format == "parquet"
         width, mapper = len(self.info.columns), self._mapper
-        for lines, rows in self._source:
+        for lines, rows in source:
             first = self.rows_read + 1
             self.rows_read += len(rows)
             if all(len(cells) == width for cells in rows):
                 try:
-                    yield from mapper.many(rows, first)
+                    yield LineColumns.from_lines(mapper.many(rows, first))
                     continue
                 except BatchFailed:
                     pass
+            good: list[CostLine] = []
             for ordinal, line, cells in zip(count(first), lines, rows):
                 try:
                     if len(cells) != width:
                         raise BadCell(
                             None, f"expected {width} fields like the header, got {len(cells)}"
                         )
-                    cost = mapper.one(cells, ordinal)
+                    good.append(mapper.one(cells, ordinal))
                 except BadCell as bad:
                     error = FocusRowError(path, line, bad.column, bad.message, row_based=row_based)
                     if on_error == "stop":
+                        if good:
+                            yield LineColumns.from_lines(good)
                         raise error from None
                     self.rejected_count += 1
                     if len(self.rejected) < MAX_KEPT_ERRORS:
                         self.rejected.append(error)
-                    continue
-                yield cost
-        logger.debug("%s: %d rows read, %d rejected", path, self.rows_read, self.rejected_count)
+            if good:
+                yield LineColumns.from_lines(good)
 
 
 def _check_header(path: Path, columns: tuple[str, ...], default_currency: str | None) -> None:
@@ -391,10 +471,12 @@ def open_focus(path: Path, *, default_currency: str | None = None) -> FocusReade
         except CellError as bad:
             raise ValueError(f"default_currency: {bad}") from None
     fmt = _sniff(path)
+    arrow: Callable[[], ArrowCsv] | None = None
     if fmt == "parquet":
-        columns, source, close = _open_parquet(path)
+        columns, sources, close = _open_parquet(path)
     else:
-        columns, source, close = _open_csv(path, compressed=fmt == "csv.gz")
+        columns, sources, close = _open_csv(path, compressed=fmt == "csv.gz")
+        arrow = partial(ArrowCsv, path, compressed=fmt == "csv.gz", columns=columns)
     try:
         _check_header(path, columns, default_currency)
     except FocusFileError:
@@ -405,7 +487,7 @@ def open_focus(path: Path, *, default_currency: str | None = None) -> FocusReade
     info = FocusFileInfo(detect_version(columns), columns, fmt, unknown, assumed)
     if unknown:
         logger.info("%s: non-FOCUS columns kept in extra: %s", path, ", ".join(unknown))
-    return FocusReader(path, info, source, RowMapper(columns, assumed), close)
+    return FocusReader(path, info, sources, RowMapper(columns, assumed), close, arrow)
 
 
 __all__ = [

@@ -10,7 +10,9 @@ use instead, when its source had them at hand (``None`` when it does not):
 - ``floats(field)``: a ``Decimal`` field as binary floats, each exactly ``float(value)`` (the
   nearest double, as ``float(Decimal)`` gives it);
 - ``json(field)``: a mapping field (``tags``, ``extra``) as JSON texts that decode to the
-  mapping (compact: no spaces after ``,`` and ``:``).
+  mapping (compact: no spaces after ``,`` and ``:``);
+- ``codes(field)``: ``(codes, values)`` with ``values[codes[n]]`` the value of line n, so that
+  a writer converts each distinct value once (billing files repeat periods and names).
 
 Error contract: ``column``/``floats``/``json`` raise ``KeyError`` for a name that is not a
 ``CostLine`` field; nothing else (values were validated when the batch was made).
@@ -44,6 +46,7 @@ class LineColumns:
         *,
         floats: Mapping[str, Column] | None = None,
         json: Mapping[str, Column] | None = None,
+        codes: Mapping[str, Column] | None = None,
     ) -> None:
         missing = [name for name in FIELDS if name not in columns]
         if missing:
@@ -52,6 +55,7 @@ class LineColumns:
         self._columns: dict[str, Column] = dict(columns)
         self._floats: dict[str, Column] = dict(floats or {})
         self._json: dict[str, Column] = dict(json or {})
+        self._codes: dict[str, Any] = dict(codes or {})
 
     @classmethod
     def from_lines(cls, lines: Sequence[CostLine]) -> LineColumns:
@@ -85,12 +89,24 @@ class LineColumns:
             raise KeyError(name)
         return self._get(self._json, name) if name in self._json else None
 
+    def codes(self, name: str) -> tuple[Sequence[int], Sequence[Any]] | None:
+        """``(codes, values)``: line n holds ``values[codes[n]]``, when cheaply at hand."""
+        if name not in FIELDS:
+            raise KeyError(name)
+        if name not in self._codes:
+            return None
+        value = self._codes[name]
+        if callable(value):
+            value = self._codes[name] = value()
+        return value  # type: ignore[no-any-return]
+
     def replace(self, **columns: Sequence[Any]) -> LineColumns:
         """A copy with some columns replaced (their other forms dropped)."""
         merged = {**self._columns, **columns}
         floats = {k: v for k, v in self._floats.items() if k not in columns}
         json = {k: v for k, v in self._json.items() if k not in columns}
-        return LineColumns(self.size, merged, floats=floats, json=json)
+        codes = {k: v for k, v in self._codes.items() if k not in columns}
+        return LineColumns(self.size, merged, floats=floats, json=json, codes=codes)
 
     def lines(self) -> list[CostLine]:
         """The batch as ``CostLine``s."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import tracemalloc
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,7 +14,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
 
-from collectors import focus
+from collectors import focus, focus_arrow
 from collectors.base import CostLine
 from collectors.focus import FocusFileError, FocusRowError, open_focus
 from collectors.focus_columns import RowMapper
@@ -549,3 +550,184 @@ def test_it_streams_in_flat_memory(tmp_path: Path) -> None:
     large_rows, large_peak = peak_while_streaming(large)
     assert (small_rows, large_rows) == (20_000, 100_000)
     assert large_peak < 1.5 * small_peak, (small_peak, large_peak)
+
+
+# --- the columnar (Arrow) path and its hand-over to the row path -------------------------------
+
+VARIED_HEADER = [
+    *BASE,
+    "BillingPeriodStart",
+    "BillingPeriodEnd",
+    "EffectiveCost",
+    "ConsumedQuantity",
+    "ProviderName",
+    "PublisherName",
+    "ResourceId",
+    "Tags",
+    "ChargeCategory",
+    "x_Note",
+    "SkuPriceDetails",
+    "ChargeDescription",
+]
+
+
+def varied_rows(count: int) -> list[list[str]]:
+    """Valid rows exercising every spelling and escape the two paths must agree on."""
+    costs = ["1.50", "1E+3", "-2.5e-3", ".5", "0.123456789012345678901234567890123", "7."]
+    starts = ["2025-01-01T00:00:00Z", "2024-12-31T16:00:00-08:00", "2025-01-01T00:00:00.000Z"]
+    tags = ['{"team":"ml","gpu":true,"n":2,"none":null}', "", "{}", '{"é":"ü"}', "null"]
+    notes = ['say "hi"', "back\\slash", "tab\there", "naïve", "line\nbreak", "plain", "", "null"]
+    rows = []
+    for n in range(count):
+        rows.append(
+            [
+                costs[n % len(costs)],
+                "USD" if n % 5 else "EUR",
+                starts[n % len(starts)],
+                "2025-01-01T01:00:00Z",
+                "" if n % 4 == 0 else "2025-01-01T00:00:00Z",
+                "" if n % 4 == 0 else "2025-02-01T00:00:00Z",
+                ["3.25", "", "null"][n % 3],
+                "null" if n % 2 else "12",
+                "" if n % 3 == 0 else "AWS",
+                "Pub",
+                f"i-{n}",
+                tags[n % len(tags)],
+                ["Usage", "Credit", ""][n % 3],
+                notes[n % len(notes)],
+                '{"GpuCount":8}' if n % 2 else "",
+                "Amazon Web Services, Inc.",
+            ]
+        )
+    return rows
+
+
+def read_lines(path: Path) -> tuple[list[CostLine], list[str], int]:
+    with open_focus(path, default_currency="USD") as reader:
+        lines = list(reader.rows(on_error="skip"))
+        return lines, [str(error) for error in reader.rejected], reader.rows_read
+
+
+def no_arrow(*_args: object, **_kwargs: object) -> None:
+    raise OSError("columnar path disabled by the test")
+
+
+def spy_on_columnar(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Patch ``ArrowMapper.map`` to record, per batch, whether the columnar path took it."""
+    taken: list[bool] = []
+    real = focus_arrow.ArrowMapper.map
+
+    def map_(self: focus_arrow.ArrowMapper, batch: object, first: int) -> object:
+        result = real(self, batch, first)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(focus_arrow.ArrowMapper, "map", map_)
+    return taken
+
+
+def test_it_reads_the_same_lines_by_columns_as_by_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_csv(tmp_path / "varied.csv", VARIED_HEADER, varied_rows(60))
+    monkeypatch.setattr(focus_arrow, "BATCH_ROWS", 7)
+    taken = spy_on_columnar(monkeypatch)
+    columnar = read_lines(path)
+    assert taken and all(taken)  # every batch went column by column
+    assert columnar[0][4].extra["x_Note"] == "line\nbreak"
+    monkeypatch.setattr(focus, "ArrowCsv", no_arrow)
+    assert read_lines(path) == columnar
+    assert len(columnar[0]) == 60 and columnar[1] == []
+
+
+def test_it_offers_floats_and_json_that_equal_the_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_csv(tmp_path / "varied.csv", VARIED_HEADER, varied_rows(30))
+    monkeypatch.setattr(focus_arrow, "BATCH_ROWS", 8)
+    with open_focus(path) as reader:
+        batches = list(reader.batches())
+    assert len(batches) == 4
+    for batch in batches:
+        for name in ("billed_cost", "effective_cost", "consumed_quantity"):
+            values = batch.column(name)
+            assert batch.floats(name) == [None if v is None else float(v) for v in values]
+        for name in ("tags", "extra"):
+            compact = [json.dumps(v, separators=(",", ":")) for v in batch.column(name)]
+            assert batch.json(name) == compact
+        coded = batch.codes("charge_period_start")
+        assert coded is not None
+        codes, values = coded
+        assert [values[c] for c in codes] == list(batch.column("charge_period_start"))
+
+
+def test_it_hands_over_at_the_first_bad_batch_counting_physical_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    header = ",".join([*BASE, "ChargeDescription"])
+    good = ",".join(GOOD)
+    bad = ",".join(["oops", *GOOD[1:]])
+    text = (
+        f"{header}\r\n"
+        f'{good},"two\nline"\r\n'  # lines 2-3: columnar batch 1
+        f'{good},"three\r\nline\nrecord"\r\n'  # lines 4-6: columnar batch 2
+        "\r\n"  # line 7: blank
+        f"{bad},x\r\n"  # line 8: batch 3 is bad, the row path takes over
+        f"{good},y\r\n"  # line 9
+        f"{bad},z\r\n"  # line 10
+    )
+    path = tmp_path / "multi.csv"
+    path.write_bytes(text.encode())
+    monkeypatch.setattr(focus_arrow, "BATCH_ROWS", 1)
+    taken = spy_on_columnar(monkeypatch)
+    columnar = read_lines(path)
+    assert taken == [True, True, False]
+    assert [line.extra["ChargeDescription"] for line in columnar[0]] == [
+        "two\nline",
+        "three\r\nline\nrecord",
+        "y",
+    ]
+    assert columnar[1] == [
+        f"{path}:8: BilledCost: expected a plain decimal number, got 'oops'",
+        f"{path}:10: BilledCost: expected a plain decimal number, got 'oops'",
+    ]
+    assert columnar[2] == 5
+    monkeypatch.setattr(focus, "ArrowCsv", no_arrow)
+    assert read_lines(path) == columnar
+    with open_focus(path) as reader:
+        lines = reader.rows()
+        assert [next(lines).extra["ChargeDescription"] for _ in range(2)] == [
+            "two\nline",
+            "three\r\nline\nrecord",
+        ]
+        with pytest.raises(FocusRowError, match=":8: BilledCost: "):
+            next(lines)
+
+
+def test_it_hands_over_when_arrow_cannot_read_a_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [",".join(GOOD)] * 6
+    rows[3] = ",".join(GOOD[:3])  # line 5: a field short, which Arrow cannot parse
+    path = tmp_path / "short.csv"
+    path.write_text(",".join(BASE) + "\n" + "\n".join(rows) + "\n")
+    monkeypatch.setattr(focus_arrow, "BLOCK_BYTES", 100)  # about two rows a block
+    taken = spy_on_columnar(monkeypatch)
+    lines, errors, read = read_lines(path)
+    assert errors == [f"{path}:5: expected 4 fields like the header, got 3"]
+    assert (len(lines), read) == (5, 6)
+    assert taken and all(taken)  # blocks before the bad one went column by column
+    monkeypatch.setattr(focus, "ArrowCsv", no_arrow)
+    assert read_lines(path) == (lines, errors, read)
+
+
+ALL_SPEC_CSV = sorted(SPEC.rglob("*.csv"))
+
+
+@pytest.mark.parametrize("path", ALL_SPEC_CSV, ids=lambda p: p.name)
+def test_it_reads_every_spec_example_the_same_on_both_paths(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    columnar = read_lines(path)
+    monkeypatch.setattr(focus, "ArrowCsv", no_arrow)
+    assert read_lines(path) == columnar

@@ -15,6 +15,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from collectors import focus, focus_arrow
 from collectors.base import CostLine
 from collectors.focus import FocusFileError, FocusRowError, open_focus
 from daemon.costs.focus_import import (
@@ -347,3 +348,93 @@ def test_it_drops_the_old_period_of_a_file_that_now_holds_another(
     (result,) = watcher.run_once()
     assert result.billing_periods == [datetime(2025, 2, 1, tzinfo=UTC)]
     assert stored_sums(sqlite_engine, "focus:drop") == (1, Decimal("7.00"), Decimal("7.00"))
+
+
+def varied_csv(path: Path, count: int) -> Path:
+    """Valid lines with every spelling the columnar and row paths must store alike."""
+    header = [
+        "BilledCost",
+        "BillingCurrency",
+        "ChargePeriodStart",
+        "ChargePeriodEnd",
+        "BillingPeriodStart",
+        "BillingPeriodEnd",
+        "EffectiveCost",
+        "ListCost",
+        "ConsumedQuantity",
+        "ProviderName",
+        "ResourceId",
+        "Tags",
+        "x_Note",
+        "ChargeDescription",
+    ]
+    costs = ["1.50", "1E+3", "-2.5e-3", ".5", "0.12345678", "7.", "123456789.98765432"]
+    starts = ["2025-01-01T00:00:00Z", "2024-12-31T16:00:00-08:00", "2025-01-01T00:00:00.5Z"]
+    tags = ['{"team":"ml","gpu":true,"n":2.5,"none":null}', "", '{"é":"ü"}', "null"]
+    notes = ['say "hi"', "back\\slash", "tab\there", "naïve", "line\nbreak", "plain", ""]
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        for n in range(count):
+            period = ("", "") if n % 4 == 0 else ("2025-01-01T00:00:00Z", "2025-02-01T00:00:00Z")
+            writer.writerow(
+                [
+                    costs[n % len(costs)],
+                    "USD",
+                    starts[n % len(starts)],
+                    "2025-01-01T01:00:00Z",
+                    *period,
+                    ["3.25", "", "null"][n % 3],
+                    costs[(n + 1) % len(costs)],
+                    "null" if n % 2 else "12.5",
+                    "" if n % 3 == 0 else "AWS",
+                    f"i-{n}",
+                    tags[n % len(tags)],
+                    notes[n % len(notes)],
+                    "Amazon Web Services, Inc.",
+                ]
+            )
+    return path
+
+
+def no_arrow(*_args: object, **_kwargs: object) -> None:
+    raise OSError("columnar path disabled by the test")
+
+
+def stored_rows(engine: Engine, source: str) -> list[dict[str, object]]:
+    skip = {"id", "source", "import_batch"}
+    with Session(engine) as session:
+        records = session.exec(select(CostRecord).where(col(CostRecord.source) == source)).all()
+        return sorted(
+            ({k: v for k, v in r.model_dump().items() if k not in skip} for r in records),
+            key=lambda r: str(r["row_key"]),
+        )
+
+
+def test_it_stores_the_same_rows_from_the_columnar_and_the_row_path(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = varied_csv(tmp_path / "varied.csv", 50)
+    monkeypatch.setattr(focus_arrow, "BATCH_ROWS", 8)
+    import_focus(engine, path, source="columnar")
+    with open_focus(path) as reader, session_scope(engine) as session:
+        lines = [with_billing_period(line) for line in reader.rows()]
+        add_lines(session, lines, source="ledger", import_batch="b")
+    monkeypatch.setattr(focus, "ArrowCsv", no_arrow)
+    import_focus(engine, path, source="rows")
+    columnar = stored_rows(engine, "columnar")
+    assert len(columnar) == 50
+    assert columnar == stored_rows(engine, "rows") == stored_rows(engine, "ledger")
+    assert {r["billing_period_start"] for r in columnar} == {datetime(2025, 1, 1, tzinfo=UTC)}
+    notes = {str(r["extra"].get("x_Note")) for r in columnar if isinstance(r["extra"], dict)}
+    assert {'say "hi"', "line\nbreak", "naïve", "back\\slash"} <= notes
+
+
+def test_it_gives_the_sqlite_connection_its_cache_size_back(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    with sqlite_engine.connect() as connection:
+        before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    import_focus(sqlite_engine, focus_csv(tmp_path / "jan.csv", "2025-01", ["1.00"]), source="t")
+    with sqlite_engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == before
