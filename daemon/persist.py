@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, delete, select
 
@@ -57,30 +58,23 @@ def upsert_inventory(session: Session, rows: Iterable[GpuMinute], now: datetime)
 def _clear_existing(session: Session, minutes: Minutes) -> None:
     """Delete stored minute rows the batch is about to write again, so writing is idempotent
     (a restarted process, or a clock that went back, replaces a minute instead of failing)."""
-    if minutes.gpus:
-        session.exec(
-            delete(GpuRollup).where(
-                col(GpuRollup.resolution_seconds) == 60,
-                col(GpuRollup.bucket_start).in_({r.bucket_start for r in minutes.gpus}),
-                col(GpuRollup.gpu_uuid).in_({r.uuid for r in minutes.gpus}),
+    batches: tuple[tuple[Any, Any, set[datetime], set[str]], ...] = (
+        (GpuRollup, GpuRollup.gpu_uuid,
+         {r.bucket_start for r in minutes.gpus}, {r.uuid for r in minutes.gpus}),
+        (InferenceRollup, InferenceRollup.instance,
+         {r.bucket_start for r in minutes.models}, {r.instance for r in minutes.models}),
+        (CacheRollup, CacheRollup.name,
+         {r.bucket_start for r in minutes.caches}, {r.name for r in minutes.caches}),
+    )  # fmt: skip
+    for table, key, buckets, keys in batches:
+        if buckets:
+            session.exec(
+                delete(table).where(
+                    col(table.resolution_seconds) == 60,
+                    col(table.bucket_start).in_(buckets),
+                    col(key).in_(keys),
+                )
             )
-        )
-    if minutes.models:
-        session.exec(
-            delete(InferenceRollup).where(
-                col(InferenceRollup.resolution_seconds) == 60,
-                col(InferenceRollup.bucket_start).in_({r.bucket_start for r in minutes.models}),
-                col(InferenceRollup.instance).in_({r.instance for r in minutes.models}),
-            )
-        )
-    if minutes.caches:
-        session.exec(
-            delete(CacheRollup).where(
-                col(CacheRollup.resolution_seconds) == 60,
-                col(CacheRollup.bucket_start).in_({r.bucket_start for r in minutes.caches}),
-                col(CacheRollup.name).in_({r.name for r in minutes.caches}),
-            )
-        )
 
 
 def write_rollups(session: Session, minutes: Minutes) -> None:
