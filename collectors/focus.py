@@ -381,7 +381,7 @@ class FocusReader:
         """Arrow batches while they are clean; the records delivered at a hand-over, else
         ``None``."""
         assert self._arrow is not None
-        mapper = ArrowMapper(self.info.columns, self.info.assumed_currency)
+        mapper = ArrowMapper(self.info.columns, self.info.assumed_currency, self.path.name)
         done = 0
         try:
             stream = self._arrow()
@@ -487,7 +487,7 @@ def open_focus(path: Path, *, default_currency: str | None = None) -> FocusReade
     info = FocusFileInfo(detect_version(columns), columns, fmt, unknown, assumed)
     if unknown:
         logger.info("%s: non-FOCUS columns kept in extra: %s", path, ", ".join(unknown))
-    return FocusReader(path, info, sources, RowMapper(columns, assumed), close, arrow)
+    return FocusReader(path, info, sources, RowMapper(columns, assumed, path.name), close, arrow)
 
 
 __all__ = [

@@ -131,14 +131,16 @@ def _decimal_pattern(count: int) -> str:
 class ArrowMapper:
     """Maps one file's Arrow batches to ``LineColumns`` (see the module docstring)."""
 
-    def __init__(self, columns: tuple[str, ...], default_currency: str | None) -> None:
+    def __init__(
+        self, columns: tuple[str, ...], default_currency: str | None, file_name: str = ""
+    ) -> None:
         self.columns = columns
         self.layout = Layout.of(columns)
         specs = [COLUMNS.get(c) for c in columns]
         self._kinds = [spec.kind if spec else Kind.STRING for spec in specs]
         self._one = [converters(spec)[0] for spec in specs]
         self._default_currency = default_currency
-        self._hasher = key_hasher(columns)
+        self._hasher = key_hasher(columns, file_name)
         self._extra_keys = {name: json.dumps(name) + ":" for _, name, _ in self.layout.extra}
         self._decimals = [i for i, kind in enumerate(self._kinds) if kind is Kind.DECIMAL]
         self._decimal_re = _decimal_pattern(len(self._decimals)) if self._decimals else ""

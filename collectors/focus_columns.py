@@ -414,13 +414,16 @@ class BatchFailed(Exception):
     """Some row of a batch is bad: map the batch row by row with ``RowMapper.one``."""
 
 
-def key_hasher(columns: Sequence[str]) -> Any:
-    """SHA-256 fed with the header: a row's key continues a copy of it with the row's material.
+def key_hasher(columns: Sequence[str], file_name: str = "") -> Any:
+    """SHA-256 fed with the file name and header: a row's key continues a copy of it with the
+    row's material.
 
-    Row key = the first 32 hex digits of SHA-256 over ``"\x1f".join(columns) + "\x1e"``, then
-    ``"\x1f".join(cells) + "\x1e" + str(ordinal)`` (UTF-8), ``null`` cells as empty.
+    Row key = the first 32 hex digits of SHA-256 over ``file_name + "\x1d"``, then
+    ``"\x1f".join(columns) + "\x1e"``, then ``"\x1f".join(cells) + "\x1e" + str(ordinal)``
+    (UTF-8), ``null`` cells as empty. The file name keeps identical lines at the same position
+    of two part files of one export apart; re-importing the same file gives the same keys.
     """
-    return hashlib.sha256("\x1f".join(columns).encode() + b"\x1e")
+    return hashlib.sha256(file_name.encode() + b"\x1d" + "\x1f".join(columns).encode() + b"\x1e")
 
 
 @dataclass(frozen=True)
@@ -470,7 +473,9 @@ class RowMapper:
     give identical lines.
     """
 
-    def __init__(self, columns: tuple[str, ...], default_currency: str | None) -> None:
+    def __init__(
+        self, columns: tuple[str, ...], default_currency: str | None, file_name: str = ""
+    ) -> None:
         self.columns = columns
         pairs = [converters(COLUMNS.get(c)) for c in columns]
         self._one = [one for one, _ in pairs]
@@ -482,7 +487,7 @@ class RowMapper:
         self._extra = layout.extra
         self._fields = layout.fields
         self._default_currency = default_currency
-        self._header = key_hasher(columns)
+        self._header = key_hasher(columns, file_name)
 
     def keys(self, rows: Sequence[Sequence[str]], first_ordinal: int) -> list[str]:
         """Row keys: SHA-256 (32 hex digits) of the header, the cells (``null`` as empty) and

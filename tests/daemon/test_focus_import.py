@@ -438,3 +438,30 @@ def test_it_gives_the_sqlite_connection_its_cache_size_back(
     import_focus(sqlite_engine, focus_csv(tmp_path / "jan.csv", "2025-01", ["1.00"]), source="t")
     with sqlite_engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == before
+
+
+def test_it_imports_part_files_with_identical_lines_into_one_source(tmp_path) -> None:
+    from decimal import Decimal as D
+
+    from sqlalchemy import func
+    from sqlmodel import Session, select
+
+    from daemon.costs.focus_import import import_focus_files
+    from daemon.store.db import open_store
+    from daemon.store.models import CostRecord
+
+    text = (
+        "BilledCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd,BillingPeriodStart\n"
+        "0.00,USD,2026-01-01T00:00:00Z,2026-01-02T00:00:00Z,2026-01-01T00:00:00Z\n"
+        "1.25,USD,2026-01-01T00:00:00Z,2026-01-02T00:00:00Z,2026-01-01T00:00:00Z\n"
+    )
+    parts = [tmp_path / f"export-0000{i}.csv" for i in (1, 2)]
+    for part in parts:
+        part.write_text(text)
+    engine = open_store(f"sqlite:///{tmp_path / 'p.db'}")
+    for _ in range(2):  # importing again replaces, never duplicates
+        import_focus_files(engine, parts, source="focus:export")
+    with Session(engine) as session:
+        total, rows = session.exec(select(func.sum(CostRecord.billed_cost), func.count())).one()
+    assert (D(str(total)), rows) == (D("2.50"), 4)
+    engine.dispose()
