@@ -307,9 +307,13 @@ class Pipeline:
         flush(self.engine, self.channels, now=now, state=self.state, max_attempts=self.max_attempts)
 
     def close(self) -> None:
-        """Release every collector."""
+        """Release every collector and every channel's HTTP client."""
         for collector, _ in self.collectors:
             collector.close()
+        for channel in self.channels.values():
+            close = getattr(channel, "close", None)
+            if callable(close):
+                close()
 
 
 def _to_instance(row: Alert) -> AlertInstance:
