@@ -16,14 +16,38 @@ T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 
 def minute(util: float, tokens: float) -> Minutes:
     return Minutes(
-        gpus=[GpuMinute(uuid="GPU-1", node="n1", index=0, name="H100", memory_total_bytes=1,
-                        bucket_start=T0, samples=4, avg_utilization_ratio=util,
-                        max_utilization_ratio=util, avg_memory_used_bytes=1.0,
-                        avg_power_watts=100.0, energy_joules=6000.0, idle_seconds=0.0,
-                        idle_ratio=0.0)],
-        models=[ModelMinute(node="n1", model="m", instance="i", bucket_start=T0,
-                            prompt_tokens=tokens, generation_tokens=0.0, cache_queries=0.0,
-                            cache_hits=0.0, requests=1.0, gpu_uuids=("GPU-1",))],
+        gpus=[
+            GpuMinute(
+                uuid="GPU-1",
+                node="n1",
+                index=0,
+                name="H100",
+                memory_total_bytes=1,
+                bucket_start=T0,
+                samples=4,
+                avg_utilization_ratio=util,
+                max_utilization_ratio=util,
+                avg_memory_used_bytes=1.0,
+                avg_power_watts=100.0,
+                energy_joules=6000.0,
+                idle_seconds=0.0,
+                idle_ratio=0.0,
+            )
+        ],
+        models=[
+            ModelMinute(
+                node="n1",
+                model="m",
+                instance="i",
+                bucket_start=T0,
+                prompt_tokens=tokens,
+                generation_tokens=0.0,
+                cache_queries=0.0,
+                cache_hits=0.0,
+                requests=1.0,
+                gpu_uuids=("GPU-1",),
+            )
+        ],
     )
 
 

@@ -125,8 +125,9 @@ def test_it_shows_costs_beside_the_cloud_price_of_the_same_tokens(
                 ("deepseek-v3", "allocation"): Money(Decimal("0.2780"), usd),
                 ("deepseek-v3", "usage"): Money(Decimal("0.1046"), usd),
             },
-            cloud_equivalent={("deepseek-v3", "deepseek", "deepseek-chat"): Money(
-                Decimal("0.3100"), usd)},
+            cloud_equivalent={
+                ("deepseek-v3", "deepseek", "deepseek-chat"): Money(Decimal("0.3100"), usd)
+            },
             break_even_tokens={("deepseek-v3", "deepseek", "deepseek-chat"): Decimal("2.5e9")},
             cloud_spend={
                 ("AWS", "EC2", "today"): Money(Decimal("10.10"), usd),
