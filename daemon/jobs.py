@@ -119,7 +119,6 @@ class Pipeline:
         ]
         for spec in specs:
             self.state.ensure_job(spec.name)
-        self.state.set_rule_names(tuple(r.spec.name for r in self.rules))
         return specs
 
     def _collect_job(self, collector: Collector) -> Callable[[datetime], None]:

@@ -53,7 +53,6 @@ class LiveView:
     job_failures: dict[str, int]
     notifications: dict[tuple[str, str], int]
     outbox_pending: int
-    rule_names: tuple[str, ...]
     caches: dict[str, CacheSample] = field(default_factory=dict)
     targets: dict[str, TargetStatus] = field(default_factory=dict)
     version: int = 0
@@ -76,7 +75,6 @@ class LiveState:
     _job_failures: Counter[str] = field(default_factory=Counter)
     _notifications: Counter[tuple[str, str]] = field(default_factory=Counter)
     _outbox_pending: int = 0
-    _rule_names: tuple[str, ...] = ()
     _caches: dict[str, CacheSample] = field(default_factory=dict)
     _targets: dict[str, TargetStatus] = field(default_factory=dict)
     _version: int = 0
@@ -124,12 +122,6 @@ class LiveState:
         with self._lock:
             self._version += 1
             self._alerts = alerts
-
-    def set_rule_names(self, names: tuple[str, ...]) -> None:
-        """Remember the configured alert names so zero-valued series can be exported."""
-        with self._lock:
-            self._version += 1
-            self._rule_names = names
 
     def set_costs(self, figures: Any) -> None:
         """Replace the cost figures (``daemon.costs.figures.CostFigures``)."""
@@ -180,7 +172,6 @@ class LiveState:
                 job_failures=dict(self._job_failures),
                 notifications=dict(self._notifications),
                 outbox_pending=self._outbox_pending,
-                rule_names=self._rule_names,
                 caches=dict(self._caches),
                 targets=dict(self._targets),
                 version=self._version,
