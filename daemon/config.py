@@ -18,33 +18,25 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from daemon.config_base import Duration, Money, Section
 from rules.base import RuleConfigError, load_rule_class
-from rules.durations import format_duration, parse_duration
 from rules.templating import template_error
 
 ENV_PREFIX = "TCOWATCH_"
 DEFAULT_CONFIG_FILE = "tcowatch.yaml"
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
-]
 
 
 class ConfigError(Exception):
@@ -56,8 +48,7 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Section = Section
 
 
 class StoreConfig(_Section):
@@ -225,10 +216,6 @@ def default_rules() -> list[RuleConfig]:
             }
         )
     ]
-
-
-Money = Annotated[Decimal, Field(ge=0)]
-"""A non-negative amount; YAML numbers are read through their text, so 0.1 stays 0.1."""
 
 
 class GpuCostModelConfig(_Section):

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import pkgutil
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
 
@@ -44,12 +45,120 @@ class GpuWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelWindow:
+    """One model on one node over the rule's window (sums of per-minute counter increases).
+
+    ``cache_queries``/``cache_hits`` are prefix-cache token counts (vLLM V1 counters);
+    ``cache_hit_ratio`` is the engine's own gauge for engines without counters (SGLang, vLLM V0),
+    ``None`` when not reported.
+    """
+
+    model: str
+    node: str
+    minutes: int
+    prompt_tokens: float = 0.0
+    generation_tokens: float = 0.0
+    requests: float = 0.0
+    cache_queries: float = 0.0
+    cache_hits: float = 0.0
+    cache_hit_ratio: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CostSeries:
+    """Daily cost of one series (one provider / service / account), complete UTC days only.
+
+    ``days`` and ``costs`` are aligned and ascending; a day without records inside the series'
+    history is present with cost 0. ``by_dimension`` breaks each day down by FOCUS dimension
+    (``region_id``, ``sku_id``, ``resource_id``, ``charge_category``, ``sub_account_id``):
+    dimension -> value -> daily costs aligned with ``days`` (the builder keeps the biggest
+    values only). Money in ``currency``, never converted.
+    """
+
+    labels: Mapping[str, str]
+    currency: str
+    days: tuple[date, ...]
+    costs: tuple[Decimal, ...]
+    by_dimension: Mapping[str, Mapping[str, tuple[Decimal, ...]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetView:
+    """A monthly budget and the month so far (``forecast`` is ``None`` early in the month)."""
+
+    name: str
+    currency: str
+    amount: Decimal
+    month_to_date: Decimal
+    forecast: Decimal | None
+    provider: str | None = None
+    service: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackView:
+    """A rollback; open while ``restored_at`` is ``None``."""
+
+    id: int
+    service: str
+    from_version: str
+    to_version: str
+    started_at: datetime
+    restored_at: datetime | None
+    sla_target: timedelta
+    reason: str = ""
+    owner: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DebtView:
+    """A technical-debt item."""
+
+    id: int
+    title: str
+    status: str
+    """``backlog``, ``planned``, ``in_progress`` or ``done``."""
+    owner: str
+    severity: str
+    monthly_cost: Decimal
+    currency: str
+    due_date: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One stored series (a name from ``rules.series.SERIES``): labels and ascending points."""
+
+    name: str
+    labels: Mapping[str, str]
+    points: tuple[tuple[datetime, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RuleContext:
-    """Everything a rule may look at. Built by the daemon for each evaluation."""
+    """Everything a rule may look at. Built by the daemon for each evaluation.
+
+    The daemon fills only what the rule declares in ``needs`` (see ``Rule``); the rest stays
+    empty. ``daily_requests`` maps a model to its requests per complete UTC day (ascending).
+    """
 
     now: datetime
     window: timedelta
     gpus: tuple[GpuWindow, ...] = ()
+    models: tuple[ModelWindow, ...] = ()
+    costs: tuple[CostSeries, ...] = ()
+    budgets: tuple[BudgetView, ...] = ()
+    rollbacks: tuple[RollbackView, ...] = ()
+    debts: tuple[DebtView, ...] = ()
+    daily_requests: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    series: tuple[Series, ...] = ()
+
+
+NEEDS = frozenset(
+    {"gpus", "models", "costs", "budgets", "rollbacks", "debts", "daily_requests", "series"}
+)
+"""What a rule can ask the daemon to build (``Rule.needs``); ``series`` also needs
+``Rule.series_names``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +167,9 @@ class Finding:
 
     labels: Mapping[str, str]
     value: float
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """Extra facts the daemon records (``cost_anomaly``: ``day``, ``expected``, ``actual``,
+    ``impact``, ``currency``, ``root_causes``); not part of the alert's identity."""
 
 
 class RuleConfigError(ValueError):
@@ -75,6 +187,10 @@ class Rule(Protocol):
     kind: ClassVar[str]
     window: timedelta
     """How much history the rule needs; the daemon builds the context over this window."""
+    needs: frozenset[str]
+    """Which ``RuleContext`` fields to build (a subset of ``NEEDS``)."""
+    series_names: frozenset[str]
+    """For ``"series"`` in ``needs``: which ``rules.series.SERIES`` names to load."""
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         """Return the findings for this tick; pure, must not raise on a well-formed context."""

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from rules.base import Finding, GpuWindow, RuleConfigError, RuleContext
-from rules.durations import parse_duration
+from rules.base import Finding, GpuWindow, RuleContext
 from rules.idle import IdlePolicy
+from rules.params import duration, merge_params, ratio, whole_number
 
 logger = logging.getLogger(__name__)
 
@@ -35,58 +35,23 @@ _DEFAULTS: Mapping[str, Any] = {
 }
 
 
-def _ratio(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RuleConfigError(key, f"expected a ratio between 0 and 1, got {value!r}")
-    if not (0 < value <= 1):
-        raise RuleConfigError(key, f"expected a ratio between 0 and 1, got {value!r}")
-    return float(value)
-
-
-def _whole_number(key: str, value: Any, *, minimum: int) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RuleConfigError(key, f"expected a whole number, got {value!r}")
-    if value < minimum:
-        raise RuleConfigError(key, f"expected at least {minimum}, got {value!r}")
-    return int(value)
-
-
-def _window(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        window = value
-    elif isinstance(value, str):
-        try:
-            window = parse_duration(value, example="10m")
-        except ValueError as exc:
-            raise RuleConfigError("window", str(exc)) from None
-    else:
-        raise RuleConfigError("window", f'expected a duration like "10m", got "{value}"')
-    if window <= timedelta(0):
-        raise RuleConfigError("window", f'expected a positive duration like "10m", got "{value}"')
-    return window
-
-
 class GpuIdleRule:
     """Allocated-but-idle GPUs. Constructor raises ``RuleConfigError`` naming the bad key
     (unknown keys included); ``evaluate`` never raises on a well-formed context."""
 
     kind: ClassVar[str] = "gpu_idle"
+    needs: frozenset[str] = frozenset({"gpus"})
+    series_names: frozenset[str] = frozenset()
 
     def __init__(self, params: Mapping[str, Any]) -> None:
-        unknown = sorted(set(params) - set(_DEFAULTS))
-        if unknown:
-            known = ", ".join(sorted(_DEFAULTS))
-            raise RuleConfigError(unknown[0], f"unknown parameter (known: {known})")
-        merged = {**_DEFAULTS, **params}
-        self.utilization_below = _ratio("utilization_below", merged["utilization_below"])
-        self.power_below_ratio = _ratio("power_below_ratio", merged["power_below_ratio"])
-        self.window: timedelta = _window(merged["window"])
-        self.min_memory_used_bytes = _whole_number(
+        merged = merge_params(params, _DEFAULTS)
+        self.utilization_below = ratio("utilization_below", merged["utilization_below"])
+        self.power_below_ratio = ratio("power_below_ratio", merged["power_below_ratio"])
+        self.window: timedelta = duration("window", merged["window"])
+        self.min_memory_used_bytes = whole_number(
             "min_memory_used_bytes", merged["min_memory_used_bytes"], minimum=0
         )
-        self.min_minutes = _whole_number("min_minutes", merged["min_minutes"], minimum=1)
+        self.min_minutes = whole_number("min_minutes", merged["min_minutes"], minimum=1)
         self.policy = IdlePolicy(
             utilization_below=self.utilization_below, power_below_ratio=self.power_below_ratio
         )

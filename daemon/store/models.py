@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Numeric, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Numeric, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 MONEY = Numeric(20, 8, asdecimal=True)
@@ -157,6 +157,12 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: datetime
     sent_at: datetime | None = None
     last_error: str | None = Field(default=None, max_length=2000)
+    idempotency_key: str = Field(default="", max_length=64)
+    """Sent as the ``Idempotency-Key`` header, so receivers can drop a rare duplicate."""
+    kind: str = Field(default="notification", max_length=16)
+    """``notification``, ``digest`` (folds several rows) or ``test``."""
+    folded_into: int | None = None
+    """For rows of status ``folded``: the id of the digest row that carried them."""
 
 
 class ChannelState(SQLModel, table=True):
@@ -169,6 +175,50 @@ class ChannelState(SQLModel, table=True):
     last_success_at: datetime | None = None
     last_error_at: datetime | None = None
     last_error: str | None = Field(default=None, max_length=2000)
+
+
+class Silence(SQLModel, table=True):
+    """A silence: alerts matching every matcher are not notified between start and end."""
+
+    __tablename__ = "silence"
+
+    id: str = Field(primary_key=True, max_length=36)
+    matchers: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    """``[{"name", "value", "isRegex", "isEqual"}]`` as Alertmanager's API has them."""
+    starts_at: datetime
+    ends_at: datetime = Field(index=True)
+    created_by: str = Field(max_length=255)
+    comment: str = Field(default="", max_length=2000)
+    created_at: datetime
+    updated_at: datetime
+
+
+class NotifyGroup(SQLModel, table=True):
+    """An aggregation group (route + group labels) and when it is next flushed."""
+
+    __tablename__ = "notify_group"
+
+    key_hash: str = Field(primary_key=True, max_length=64)
+    """sha256 hex of ``group_key`` (group keys can be longer than an index allows)."""
+    group_key: str = Field(sa_column=Column(Text, nullable=False))
+    route_id: str = Field(max_length=255)
+    group_labels: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime
+    next_flush_at: datetime = Field(index=True)
+
+
+class NotifyLog(SQLModel, table=True):
+    """What was last notified for one group on one channel (Alertmanager's nflog entry)."""
+
+    __tablename__ = "notify_log"
+
+    key_hash: str = Field(primary_key=True, max_length=64)
+    channel: str = Field(primary_key=True, max_length=255)
+    firing: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    """Fingerprints of the firing alerts in the last notification."""
+    resolved: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    sent_at: datetime
+    expires_at: datetime
 
 
 class Rollback(SQLModel, table=True):
@@ -208,6 +258,7 @@ class Anomaly(SQLModel, table=True):
     """A cost anomaly: what was expected, what came, and the dimensions that explain it."""
 
     __tablename__ = "anomaly"
+    __table_args__ = (UniqueConstraint("rule", "series_key", "day", name="uq_anomaly_day"),)
 
     id: int | None = Field(default=None, primary_key=True)
     series_key: str = Field(max_length=1024, index=True)
@@ -219,6 +270,11 @@ class Anomaly(SQLModel, table=True):
     root_causes: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     status: str = Field(default="open", max_length=32)
     created_at: datetime
+    rule: str = Field(default="", max_length=255)
+    """The ``cost_anomaly`` rule (alertname) that recorded it."""
+    dimensions: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
+    """The series' labels: ``provider``, ``service``, ``account``."""
+    updated_at: datetime | None = None
 
 
 class CostRecord(SQLModel, table=True):
