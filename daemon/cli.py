@@ -16,6 +16,9 @@ from pathlib import Path
 
 from daemon.cli_common import EXIT_CONFIG, EXIT_OK, EXIT_STORE
 from daemon.cli_costs import add_cost_commands
+from daemon.cli_notify import add_notify_commands
+from daemon.cli_rules import add_rules_commands
+from daemon.cli_silence import add_silence_commands
 from daemon.cli_tco import add_tco_commands
 from daemon.cli_telemetry import add_telemetry_commands
 from daemon.config import ConfigError, effective_config_yaml, load_config
@@ -66,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     add_telemetry_commands(sub, common)
     add_tco_commands(sub, common)
     add_cost_commands(sub, common)
+    add_rules_commands(sub, common)
+    add_silence_commands(sub, common)
+    add_notify_commands(sub, common)
     return parser
 
 
@@ -88,6 +94,9 @@ COMMANDS: dict[str, str] = {
     "export": "daemon.cli_costs:cmd_export",
     "tco": "daemon.cli_tco:cmd_tco",
     "advise": "daemon.cli_tco:cmd_advise",
+    "rules": "daemon.cli_rules:cmd_rules",
+    "silence": "daemon.cli_silence:cmd_silence",
+    "notify": "daemon.cli_notify:cmd_notify",
 }
 """Each command's function as ``module:function``, imported when the command runs."""
 

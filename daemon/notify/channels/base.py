@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,18 @@ class TransportError(Exception):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: ``per_minute`` tokens refill per minute, up to ``burst`` saved.
+
+    When the bucket is empty the outbox folds the channel's due notifications into one digest
+    instead of dropping them (see ``daemon.notify.outbox``).
+    """
+
+    per_minute: float
+    burst: int
+
+
 class Channel(Protocol):
     """A configured destination for notifications.
 
@@ -35,8 +48,11 @@ class Channel(Protocol):
 
     name: str
     send_resolved: bool
+    rate_limit: RateLimit | None
+    """The provider's documented limit (Slack ~1/s, DingTalk/WeCom 20/min, Feishu 5/s), or
+    ``None`` for no limit."""
 
-    def send(self, payload: dict[str, Any]) -> None:
+    def send(self, payload: dict[str, Any], *, idempotency_key: str = "") -> None:
         """Deliver one notification built by ``build_webhook_payload``.
 
         Returns on success only: HTTP 2xx **and** the provider's body check (Slack ``ok``,
@@ -44,6 +60,7 @@ class Channel(Protocol):
         Raises ``TransportError`` for every other outcome, with ``permanent`` and
         ``retry_after`` set as the response warrants; network errors and timeouts are raised
         as retryable ``TransportError`` too, never as anything else. Does not retry itself:
-        the outbox owns retries.
+        the outbox owns retries. ``idempotency_key`` is stable across retries of one
+        notification; channels that can set headers send it as ``Idempotency-Key``.
         """
         ...
