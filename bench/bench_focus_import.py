@@ -6,16 +6,23 @@ subprocess so that its peak RSS is its own:
 
 - ``ours``: ``import_focus`` into a fresh SQLite store (schema migrated before the clock
   starts): every row validated (datatypes, ISO 8601 UTC datetimes, JSON tags, allowed values),
-  money parsed as ``Decimal``, stored in one transaction, WAL with ``synchronous=NORMAL``.
+  stored in one transaction, WAL with ``synchronous=NORMAL``. The store is empty, so this is a
+  first import: the secondary indexes are built after the lines are in.
+- ``ours (store not empty)``: the same file into a store that already holds the quarter-size
+  file under another source (imported before the clock starts): every index is updated line
+  by line, as for every import after the first.
 - ``pandas``: ``pandas.read_csv`` then ``DataFrame.to_sql`` into a fresh SQLite file (its own
-  table, inferred types, no validation: money as float).
+  table, inferred types, no validation: money as float, no index, no constraint).
 - ``duckdb``: ``CREATE TABLE ... AS SELECT * FROM read_csv(...)`` into a DuckDB file.
+- ``ours (1/4 rows)``: ``ours`` on a file a quarter the size, to show that peak memory does not
+  grow with the file.
 
-``ours`` runs again on a file a quarter the size to show that peak memory does not grow with
-the file. Prints rows/s, peak RSS and the ratios to pandas.
+With ``--repeat N`` every method runs N times, interleaved (the machine's load changes while
+the benchmark runs); the table shows the median time, the spread (min-max) and the highest
+peak RSS. Prints rows/s, peak RSS and the ratios to pandas.
 
-Run: ``python bench/bench_focus_import.py [--rows 1000000] [--profile]`` (needs the ``bench``
-extra: pandas, duckdb).
+Run: ``python bench/bench_focus_import.py [--rows 1000000] [--repeat 3] [--profile]`` (needs the
+``bench`` extra: pandas, duckdb).
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ import csv
 import json
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -101,13 +110,15 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
             )  # fmt: skip
 
 
-def child(method: str, csv_path: Path, target: Path, profile: bool) -> None:
+def child(method: str, csv_path: Path, target: Path, profile: bool, seed: Path | None) -> None:
     """Run one method and print a JSON line: rows, seconds, peak RSS (KiB)."""
     if method == "ours":
         from daemon.costs.focus_import import import_focus
         from daemon.store.db import open_store
 
         engine = open_store(f"sqlite:///{target}")
+        if seed is not None:  # a store that already holds lines: no first-import shortcut
+            import_focus(engine, seed, source="focus:seed")
         started = time.perf_counter()
         if profile:
             import cProfile
@@ -148,10 +159,16 @@ def child(method: str, csv_path: Path, target: Path, profile: bool) -> None:
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_kib": peak}))
 
 
-def measure(method: str, csv_path: Path, target: Path, profile: bool = False) -> dict[str, float]:
+def measure(
+    method: str, csv_path: Path, target: Path, profile: bool = False, seed: Path | None = None
+) -> dict[str, float]:
+    for leftover in target.parent.glob(f"{target.name}*"):  # a previous round's file, WAL
+        leftover.unlink()
     command = [sys.executable, __file__, "--child", method, str(csv_path), str(target)]
     if profile:
         command.append("--profile")
+    if seed is not None:
+        command.extend(["--seed", str(seed)])
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
     if profile:
         sys.stderr.write(done.stderr)
@@ -161,15 +178,29 @@ def measure(method: str, csv_path: Path, target: Path, profile: bool = False) ->
     return result
 
 
+def summary(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Median seconds, the spread, the highest peak RSS of a method's runs."""
+    seconds = sorted(run["seconds"] for run in runs)
+    return {
+        "rows": runs[0]["rows"],
+        "seconds": statistics.median(seconds),
+        "fastest": seconds[0],
+        "slowest": seconds[-1],
+        "peak_kib": max(run["peak_kib"] for run in runs),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each method (median)")
     parser.add_argument("--profile", action="store_true", help="cProfile ours (to stderr)")
     parser.add_argument("--child", nargs=3, metavar=("METHOD", "CSV", "TARGET"))
+    parser.add_argument("--seed", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         method, csv_path, target = args.child
-        child(method, Path(csv_path), Path(target), args.profile)
+        child(method, Path(csv_path), Path(target), args.profile, args.seed)
         return
     with tempfile.TemporaryDirectory(prefix="tcowatch-bench-") as tmp:
         folder = Path(tmp)
@@ -180,22 +211,29 @@ def main() -> None:
         size = big.stat().st_size / 2**20
         print(
             f"generated {args.rows:,} FOCUS rows ({size:,.0f} MiB) and {args.rows // 4:,} "
-            f"in {time.perf_counter() - started:.1f} s\n"
+            f"in {time.perf_counter() - started:.1f} s; {max(1, args.repeat)} run(s) each\n"
         )
-        runs = {
-            "ours": measure("ours", big, folder / "ours.db", args.profile),
-            "pandas": measure("pandas", big, folder / "pandas.db"),
-            "duckdb": measure("duckdb", big, folder / "duck.duckdb"),
-            "ours (1/4 rows)": measure("ours", small, folder / "ours-small.db"),
+        plan: dict[str, Callable[[], dict[str, float]]] = {
+            "ours": lambda: measure("ours", big, folder / "ours.db", args.profile),
+            "ours (store not empty)": lambda: measure("ours", big, folder / "ours2.db", seed=small),
+            "pandas": lambda: measure("pandas", big, folder / "pandas.db"),
+            "duckdb": lambda: measure("duckdb", big, folder / "duck.duckdb"),
+            "ours (1/4 rows)": lambda: measure("ours", small, folder / "ours-small.db"),
         }
+        measured: dict[str, list[dict[str, float]]] = {name: [] for name in plan}
+        for _ in range(max(1, args.repeat)):
+            for name, method in plan.items():
+                measured[name].append(method())
+        runs = {name: summary(results) for name, results in measured.items()}
     base = runs["pandas"]
-    print(f"{'method':<16} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'peak MiB':>9}"
-          f" {'speed vs pandas':>16} {'memory vs pandas':>17}")  # fmt: skip
+    base_rate = base["rows"] / base["seconds"]
+    print(f"{'method':<23} {'rows':>10} {'seconds':>8} {'min-max':>13} {'rows/s':>9}"
+          f" {'peak MiB':>9} {'speed vs pandas':>16} {'memory vs pandas':>17}")  # fmt: skip
     for name, run in runs.items():
         rate = run["rows"] / run["seconds"]
-        base_rate = base["rows"] / base["seconds"]
+        spread = f"{run['fastest']:.1f}-{run['slowest']:.1f}"
         print(
-            f"{name:<16} {run['rows']:>10,.0f} {run['seconds']:>8.2f} {rate:>10,.0f} "
+            f"{name:<23} {run['rows']:>10,.0f} {run['seconds']:>8.2f} {spread:>13} {rate:>9,.0f} "
             f"{run['peak_kib'] / 1024:>9.0f} {rate / base_rate:>15.2f}x "
             f"{run['peak_kib'] / base['peak_kib']:>16.2f}x"
         )

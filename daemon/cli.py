@@ -21,6 +21,7 @@ from daemon.cli_rules import add_rules_commands
 from daemon.cli_silence import add_silence_commands
 from daemon.cli_tco import add_tco_commands
 from daemon.cli_telemetry import add_telemetry_commands
+from daemon.cli_users import add_user_commands
 from daemon.config import ConfigError, effective_config_yaml, load_config
 from daemon.store.errors import StoreError
 
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     add_rules_commands(sub, common)
     add_silence_commands(sub, common)
     add_notify_commands(sub, common)
+    add_user_commands(sub, common)
     return parser
 
 
@@ -97,6 +99,8 @@ COMMANDS: dict[str, str] = {
     "rules": "daemon.cli_rules:cmd_rules",
     "silence": "daemon.cli_silence:cmd_silence",
     "notify": "daemon.cli_notify:cmd_notify",
+    "user": "daemon.cli_users:cmd_user",
+    "token": "daemon.cli_users:cmd_token",
 }
 """Each command's function as ``module:function``, imported when the command runs."""
 

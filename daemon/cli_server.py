@@ -39,7 +39,10 @@ logger = logging.getLogger("daemon.cli")
 
 
 def demo_config(base: Config, *, gpus: int, seed: int) -> Config:
-    """``base`` with the simulator on (``gpus`` GPUs) and NVML off."""
+    """``base`` with the simulator on (``gpus`` GPUs), NVML off and the board open to read.
+
+    Writes still need a login: ``serve`` creates a demo ``admin`` when the store has no users.
+    """
     if gpus < 1 or gpus > 8192:
         raise ConfigError("--gpus", ["expected between 1 and 8192 GPUs"])
     if gpus <= 16:
@@ -55,7 +58,10 @@ def demo_config(base: Config, *, gpus: int, seed: int) -> Config:
     )
     nvml = base.collectors.nvml.model_copy(update={"enabled": False})
     collectors = base.collectors.model_copy(update={"simulated": simulated, "nvml": nvml})
-    return base.model_copy(update={"collectors": collectors, "costs": demo_costs(base.costs)})
+    web = base.web.model_copy(update={"anonymous_read": True})
+    return base.model_copy(
+        update={"collectors": collectors, "costs": demo_costs(base.costs), "web": web}
+    )
 
 
 DEMO_COSTS = {
@@ -113,6 +119,7 @@ def serve(
     sources = start_demo_sources(config.collectors.simulated, clock.now) if demo else None
     if demo:
         load_sample_bills(engine, clock.now())
+        demo_admin(engine, clock.now())
     collectors = sources.collectors() if sources is not None else None
     pipeline = build_pipeline(config, engine, state, collectors=collectors)
     runner = JobRunner(state)
@@ -125,7 +132,7 @@ def serve(
         readiness=lambda: readiness_problems(engine) + _scheduler_problems(scheduler),
         demo=demo,
         lifespans=[scheduler_lifespan(scheduler, pipeline.close)],
-        csrf_secret=secrets.token_urlsafe(32),
+        web=config.web,
     )
     app = create_app(services)
     print(f"tcowatch: board on http://{host}:{port}  (database {masked(db_url)})", file=sys.stderr)
@@ -165,6 +172,35 @@ def load_sample_bills(engine: Any, now: datetime) -> None:
             lines=lines,
             import_batch="demo",
         )
+
+
+DEMO_ADMIN = "admin"
+
+
+def demo_admin(engine: Any, now: datetime) -> str | None:
+    """Create the demo's ``admin`` with a random password, printed once, if no user exists.
+
+    Returns the password (``None`` when the store already has users: log in with those).
+    """
+    from daemon.auth import audit
+    from daemon.auth.principal import CLI_ACTOR
+    from daemon.auth.users import add_user, list_users
+    from daemon.store.db import session_scope
+
+    with session_scope(engine) as session:
+        if list_users(session):
+            print("tcowatch: demo: log in with an existing user to make changes", file=sys.stderr)
+            return None
+        password = secrets.token_urlsafe(12)
+        add_user(session, DEMO_ADMIN, password, "admin", now=now)
+        details = {"role": "admin", "demo": True}
+        audit.record(session, CLI_ACTOR, "user.add", DEMO_ADMIN, details, at=now)
+    print(
+        f"tcowatch: demo login: {DEMO_ADMIN} / {password}  (shown once; reading needs no login)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return password
 
 
 def _scheduler_problems(scheduler: Any) -> list[str]:

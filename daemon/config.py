@@ -13,12 +13,11 @@ and JSON lists work (``TCOWATCH_WEB__PORT=9090``, ``TCOWATCH_COLLECTORS__NVML__E
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -32,6 +31,14 @@ from pydantic import (
 )
 
 from daemon.config_base import Duration, Money, Section
+from daemon.notify.channels.config import ChannelConfig, channel_config_keys
+from daemon.notify.routing_config import (
+    InhibitRuleConfig,
+    RootRouteConfig,
+    TimeIntervalConfig,
+    validate_route,
+    validate_time_intervals,
+)
 from rules.base import RuleConfigError, load_rule_class
 from rules.templating import template_error
 
@@ -67,6 +74,33 @@ class WebConfig(_Section):
     port: int = Field(default=8080, ge=1, le=65535)
     external_url: str = ""
     """Base URL people reach the board at, used in alert links; default ``http://host:port``."""
+    anonymous_read: bool = False
+    """Let anyone read the board and JSON API without logging in; writes still need a role."""
+    session_secret: SecretStr | None = None
+    """Key of the encrypted, signed session cookies (and CSRF tokens), 32+ characters; give every
+    replica the same. Unset: a random key per process, so sessions end at a restart."""
+    session_timeout: Duration = timedelta(hours=12)
+    """A login session ends after this long without a request."""
+    secure_cookies: bool = False
+    """Always mark cookies ``Secure``; requests that arrive over https get it regardless."""
+    login_attempts: int = Field(default=5, ge=1)
+    """Failed logins allowed per username and address within ``login_lockout``."""
+    login_lockout: Duration = timedelta(minutes=15)
+    """Window of ``login_attempts``; further tries are refused until it has passed."""
+
+    @field_validator("session_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("expected at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("session_timeout", "login_lockout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("expected at least 1m")
+        return value
 
 
 class AgentConfig(_Section):
@@ -194,9 +228,11 @@ class RuleConfig(_Section):
 
 
 def default_rules() -> list[RuleConfig]:
-    """The rules used when the config names none."""
+    """The rules used when the config names none: waste, cost and process alerts that need no
+    tuning to be useful (README "Default rules")."""
     return [
-        RuleConfig.model_validate(
+        RuleConfig.model_validate(rule)
+        for rule in (
             {
                 "name": "GpuIdle",
                 "kind": "gpu_idle",
@@ -213,7 +249,76 @@ def default_rules() -> list[RuleConfig]:
                     "summary": "GPU {{ labels.gpu }} on {{ labels.node }} idle while holding "
                     "memory ({{ value | percent }} busy)",
                 },
-            }
+            },
+            {
+                "name": "FleetUtilizationLow",
+                "kind": "fleet_utilization",
+                "for": "30m",
+                "params": {"window": "1h", "below": 0.3},
+                "labels": {"severity": "info"},
+                "annotations": {
+                    "summary": "Fleet utilization {{ value | percent }} over the last hour "
+                    "(below 30%; a well-used fleet runs near 70%)",
+                },
+            },
+            {
+                "name": "CacheHitRateLow",
+                "kind": "cache_hit_rate",
+                "for": "15m",
+                "params": {"window": "15m", "below": 0.3, "min_queries": 1000},
+                "labels": {"severity": "warning"},
+                "annotations": {
+                    "summary": "Prefix-cache hit rate of {{ labels.model }} is "
+                    "{{ value | percent }} (below 30%)",
+                },
+            },
+            {
+                "name": "CloudCostAnomaly",
+                "kind": "cost_anomaly",
+                "params": {"seasonality": "weekday", "lookback_days": 28},
+                "labels": {"severity": "warning"},
+                "annotations": {
+                    "summary": "{{ labels.provider }} {{ labels.service }} cost "
+                    "{{ value | money }} above its usual day",
+                },
+            },
+            {
+                "name": "BudgetForecastOver",
+                "kind": "budget_forecast",
+                "params": {"above_ratio": 1.0},
+                "labels": {"severity": "warning"},
+                "annotations": {
+                    "summary": "Budget {{ labels.budget }} is forecast at {{ value | percent }} "
+                    "of its amount by month end",
+                },
+            },
+            {
+                "name": "RollbackSlaBreached",
+                "kind": "rollback_sla",
+                "params": {"default_target": "4h"},
+                "labels": {"severity": "critical"},
+                "annotations": {
+                    "summary": "Rollback of {{ labels.service }} to {{ labels.to_version }} "
+                    "open for {{ value | duration }}",
+                },
+            },
+            {
+                "name": "DebtOverdue",
+                "kind": "debt_overdue",
+                "annotations": {
+                    "summary": "Tech debt #{{ labels.debt_id }} ({{ labels.title }}) is "
+                    "{{ value | round(0) | int }} days past due",
+                },
+            },
+            {
+                "name": "RequestVolatilityHigh",
+                "kind": "request_volatility",
+                "labels": {"severity": "info"},
+                "annotations": {
+                    "summary": "Daily requests of {{ labels.model }} vary by "
+                    "{{ value | percent }} (above 30% favours elastic cloud capacity)",
+                },
+            },
         )
     ]
 
@@ -356,32 +461,18 @@ class BillingConfig(_Section):
     focus_watch_interval: Duration = timedelta(minutes=5)
 
 
-class ChannelConfig(_Section):
-    """A notification channel. Its URL and secret are secrets: never printed or logged."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    type: Literal["webhook"] = "webhook"
-    url: SecretStr
-    secret: SecretStr | None = None
-    """HMAC-SHA256 signing key for the ``X-Tcowatch-Signature`` header."""
-    timeout: Duration = timedelta(seconds=10)
-    send_resolved: bool = True
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: SecretStr) -> SecretStr:
-        if not re.match(r"^https?://[^\s/]+", value.get_secret_value()):
-            raise ValueError("expected an http:// or https:// URL")
-        return value
-
-
 class NotifyConfig(_Section):
-    """The notification outbox."""
+    """Routing, grouping, silencing and the notification outbox."""
 
     flush_interval: Duration = timedelta(seconds=10)
     max_attempts: int = Field(default=12, ge=1)
     receiver: str = "tcowatch"
     """Receiver name put in webhook payloads."""
+    dispatch_interval: Duration = timedelta(seconds=5)
+    """How often alert groups are checked for a due notification (the lateness bound)."""
+    route: RootRouteConfig = RootRouteConfig()
+    inhibit_rules: list[InhibitRuleConfig] = Field(default_factory=list)
+    time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
 
 
 class Config(_Section):
@@ -396,6 +487,9 @@ class Config(_Section):
     retention: RetentionConfig = RetentionConfig()
     evaluation_interval: Duration = timedelta(seconds=30)
     rules: list[RuleConfig] = Field(default_factory=default_rules)
+    rule_files: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    """Rule files (globs, relative to the config file's folder), Prometheus layout
+    ``groups: [{name, interval, rules}]``; see ``daemon.rule_files``."""
     notify: NotifyConfig = NotifyConfig()
     channels: list[ChannelConfig] = Field(default_factory=list)
     costs: CostsConfig = CostsConfig()
@@ -414,6 +508,13 @@ class Config(_Section):
                 if name in seen:
                     raise ValueError(f"{what}: name {name!r} is used twice")
                 seen.add(name)
+        problems = validate_time_intervals(self.notify.time_intervals) + validate_route(
+            self.notify.route,
+            [c.name for c in self.channels],
+            [t.name for t in self.notify.time_intervals],
+        )
+        if problems:
+            raise ValueError(problems[0])
         return self
 
 
@@ -514,7 +615,8 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
     """Load ``path`` (or ``tcowatch.yaml`` if it exists) plus environment overrides.
 
     Returns the config and the file it came from (or would have: the database default sits
-    beside it). An explicitly named file that does not exist is an error.
+    beside it). An explicitly named file that does not exist is an error. The ``rule_files``
+    are read and validated too (relative globs from the config file's folder).
     """
     environ = os.environ if environ is None else environ
     explicit = path is not None
@@ -526,7 +628,21 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
         raise ConfigError(str(config_path), ["file not found"])
     data = _merge(data, env_overrides(environ))
     source = str(config_path) if config_path.exists() else "defaults"
-    return validate(data, source), config_path
+    config = validate(data, source)
+    if config.rule_files:
+        _check_rule_files(config, config_path.parent, source)
+    return config, config_path
+
+
+def _check_rule_files(config: Config, base_dir: Path, source: str) -> None:
+    """Load the rule files once so a bad one fails the config; ``ConfigError`` problems read
+    ``rule_files: <file>: line N: <key path>: <message>``."""
+    from daemon.rule_files import rule_groups  # imports this module
+
+    try:
+        rule_groups(config, base_dir=base_dir)
+    except ConfigError as exc:
+        raise ConfigError(source, [f"rule_files: {problem}" for problem in exc.problems]) from None
 
 
 def effective_config_yaml(config: Config) -> str:
@@ -535,17 +651,26 @@ def effective_config_yaml(config: Config) -> str:
     return yaml.safe_dump(dumped, sort_keys=False, allow_unicode=True)
 
 
-def config_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
-    """Every key path of the configuration (lists contribute their item keys), for the docs."""
+def config_keys(
+    model: type[BaseModel] = Config, prefix: str = "", _path: tuple[type, ...] = ()
+) -> list[str]:
+    """Every key path of the configuration (lists contribute their item keys), for the docs.
+
+    A model that contains itself (a route's ``routes``) is listed once, not recursed into;
+    the channel types' keys come from ``channel_config_keys``.
+    """
     keys: list[str] = []
     for name, info in model.model_fields.items():
         key = f"{prefix}{info.alias or name}"
         keys.append(key)
+        if model is Config and name == "channels":
+            keys.extend(channel_config_keys(f"{key}[]."))
+            continue
         annotation = info.annotation
         args = getattr(annotation, "__args__", ())
         inner = args[0] if args else annotation
-        if isinstance(inner, type) and issubclass(inner, BaseModel):
-            keys.extend(config_keys(inner, f"{key}[]." if args else f"{key}."))
-        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys.extend(config_keys(annotation, f"{key}."))
+        nested = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+        if nested is None or any(issubclass(nested, seen) for seen in (*_path, model)):
+            continue
+        keys.extend(config_keys(nested, f"{key}[]." if args else f"{key}.", (*_path, model)))
     return keys

@@ -276,7 +276,11 @@ class TcowatchCollector:
         out.declare("job_failures", "counter", jobs_doc)
         for job in sorted(view.job_failures):
             out.add("job_failures", "counter", jobs_doc, {"job": job}, view.job_failures[job])
-        notes_doc = "Notification delivery attempts by channel and outcome."
+        notes_doc = (
+            "Outbox rows handled, by channel and outcome: success (delivered), retry "
+            "(retryable error, rescheduled), failed (permanent error, out of attempts or "
+            "channel gone), folded (merged into a rate-limit digest)."
+        )
         out.declare("notifications", "counter", notes_doc)
         for channel, outcome in sorted(view.notifications):
             out.add(
@@ -293,6 +297,37 @@ class TcowatchCollector:
             {},
             view.outbox_pending,
         )
+        out.add(
+            "outbox_oldest_age_seconds",
+            "gauge",
+            "Age of the oldest notification waiting in the outbox (0 when it is empty).",
+            {},
+            view.outbox_oldest_age_seconds,
+        )
+        suppressed_doc = (
+            "Alert notifications not sent, by reason (silenced, inhibited, muted, ...)."
+        )
+        out.declare("notifications_suppressed", "counter", suppressed_doc)
+        for reason in sorted(view.suppressed):
+            out.add(
+                "notifications_suppressed",
+                "counter",
+                suppressed_doc,
+                {"reason": reason},
+                view.suppressed[reason],
+            )
+        enabled_doc = (
+            "1 when a configured channel is enabled, 0 when disabled by a permanent error."
+        )
+        out.declare("channel_enabled", "gauge", enabled_doc)
+        for channel in sorted(view.channels_enabled):
+            out.add(
+                "channel_enabled",
+                "gauge",
+                enabled_doc,
+                {"channel": channel},
+                1 if view.channels_enabled[channel] else 0,
+            )
 
 
 class ExpositionCache:

@@ -1,4 +1,4 @@
-"""The scheduled jobs: collect, roll up, evaluate rules, flush the outbox.
+"""The scheduled jobs: collect, roll up, evaluate rule groups, flush the outbox.
 
 Each job is a method taking ``now``; the scheduler (or a test) decides when it runs.
 Error contract: a job may raise; ``JobRunner.run`` catches everything, logs the cause once per
@@ -8,27 +8,34 @@ A job that fails writes nothing: every store write of a job is one transaction.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, delete, select
 
 from collectors.base import Collector, CollectorDown, CollectorError
+from daemon.anomalies import AnomalyFact, anomaly_facts, record_anomalies
+from daemon.costs.budget import Budget
 from daemon.hourly import roll_hours
 from daemon.notify.channels.base import Channel
-from daemon.notify.outbox import enqueue, flush
-from daemon.notify.payload import build_webhook_payload
-from daemon.persist import gpu_windows, upsert_inventory, window_start, write_rollups
+from daemon.notify.dispatch import Dispatcher
+from daemon.notify.outbox import flush
+from daemon.persist import upsert_inventory, write_rollups
 from daemon.retention import RetentionPolicy, enforce
 from daemon.rollup import MinuteBuffer, Minutes, minute_floor
+from daemon.rule_context import ContextBuilder
 from daemon.state import AlertView, CollectorStatus, LiveState
 from daemon.store.db import session_scope
 from daemon.store.models import Alert, as_utc
-from rules.base import Rule, RuleContext
+from rules.base import Rule
 from rules.engine import AlertInstance, AlertRuleSpec, Transition, step
 
 logger = logging.getLogger(__name__)
@@ -79,6 +86,27 @@ class ConfiguredRule:
     spec: AlertRuleSpec
 
 
+def rule_key(group: str, spec: AlertRuleSpec) -> str:
+    """A stable id of a configured rule: its group, alertname and static labels, hashed.
+
+    Stored on each alert row so that two rules sharing an alertname (allowed when their
+    labels differ) never see each other's alerts, and so that editing a rule's annotations,
+    ``for`` or params keeps its alerts (and their ``for`` clocks).
+    """
+    identity = json.dumps([group, spec.name, sorted(spec.labels.items())], ensure_ascii=False)
+    return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class RuleGroup:
+    """Rules evaluated together, as one job ``evaluate:<name>``, every ``interval``
+    (``None``: the pipeline's ``evaluation_interval``), like a Prometheus rule group."""
+
+    name: str
+    rules: Sequence[ConfiguredRule]
+    interval: timedelta | None = None
+
+
 @dataclass
 class Pipeline:
     """Collect -> roll up -> evaluate -> notify, over one store and one live state."""
@@ -86,9 +114,10 @@ class Pipeline:
     engine: Engine
     state: LiveState
     collectors: Sequence[tuple[Collector, timedelta]]
-    rules: Sequence[ConfiguredRule]
+    groups: Sequence[RuleGroup]
     channels: Mapping[str, Channel]
     evaluation_interval: timedelta
+    """Interval of the rule groups that do not set their own."""
     flush_interval: timedelta
     buffer: MinuteBuffer
     receiver: str = "tcowatch"
@@ -100,7 +129,13 @@ class Pipeline:
     """How long after a minute ends before it is written (a slow collection still lands)."""
     extra_jobs: Sequence[JobSpec] = ()
     """Jobs of other parts (billing sources, watched FOCUS folders, cost figures)."""
+    budgets: Sequence[Budget] = ()
+    """The configured monthly budgets, for rules that need ``budgets``."""
+    dispatcher: Dispatcher | None = None
+    """Routes alert states to channels (``None``: alerts are kept, nothing is notified)."""
+    dispatch_interval: timedelta = timedelta(seconds=5)
     _down_reason: dict[str, str] = field(default_factory=dict)
+    _rule_errors: dict[str, str] = field(default_factory=dict)
     _unwritten: list[Minutes] = field(default_factory=list)
 
     def jobs(self) -> list[JobSpec]:
@@ -111,7 +146,8 @@ class Pipeline:
         ]
         specs += [
             JobSpec("rollup", timedelta(minutes=1) / 4, self.rollup),
-            JobSpec("evaluate", self.evaluation_interval, self.evaluate),
+            *self._evaluate_jobs(),
+            JobSpec("dispatch", self.dispatch_interval, self.dispatch),
             JobSpec("flush", self.flush_interval, self.flush),
             JobSpec("rollup_hourly", timedelta(minutes=5), self.rollup_hourly),
             JobSpec("retention", self.retention_interval, self.enforce_retention),
@@ -120,6 +156,29 @@ class Pipeline:
         for spec in specs:
             self.state.ensure_job(spec.name)
         return specs
+
+    @property
+    def rules(self) -> tuple[ConfiguredRule, ...]:
+        """Every rule of every group, in group order."""
+        return tuple(rule for group in self.groups for rule in group.rules)
+
+    def _evaluate_jobs(self) -> list[JobSpec]:
+        """One ``evaluate:<group>`` job per group; ``ValueError`` for a group name used twice."""
+        specs: list[JobSpec] = []
+        seen: set[str] = set()
+        for group in self.groups:
+            if group.name in seen:
+                raise ValueError(f"rule group {group.name!r} is defined twice")
+            seen.add(group.name)
+            interval = group.interval or self.evaluation_interval
+            specs.append(JobSpec(f"evaluate:{group.name}", interval, self._group_job(group)))
+        return specs
+
+    def _group_job(self, group: RuleGroup) -> Callable[[datetime], None]:
+        def job(now: datetime) -> None:
+            self.evaluate_group(group, now)
+
+        return job
 
     def _collect_job(self, collector: Collector) -> Callable[[datetime], None]:
         def job(now: datetime) -> None:
@@ -204,20 +263,29 @@ class Pipeline:
         enforce(self.engine, now, self.retention)
 
     def evaluate(self, now: datetime) -> None:
-        """Evaluate every rule, persist alert states and enqueue notifications in one go."""
+        """Evaluate every group once at ``now`` (each group in its own transaction)."""
+        for group in self.groups:
+            self.evaluate_group(group, now)
+
+    def evaluate_group(self, group: RuleGroup, now: datetime) -> None:
+        """Evaluate the group's rules at ``now``: build each rule's context from the store,
+        judge, advance the alert states, record cost anomalies, persist the alerts and enqueue
+        notifications, all in one transaction.
+
+        A rule that raises (or whose findings cannot be judged) is logged once per distinct
+        cause, counted as ``rule:<name>`` in the job failures, and its alerts keep their state;
+        the other rules go on. Database errors propagate (the job fails, nothing is written).
+        """
         view = self.state.view()
         limits = {uuid: gpu.power_limit_watts for uuid, gpu in view.gpus.items()}
         with session_scope(self.engine) as session:
-            for configured in self.rules:
-                since = window_start(now, configured.rule.window)
-                ctx = RuleContext(
-                    now=now,
-                    window=configured.rule.window,
-                    gpus=gpu_windows(
-                        session, since=since, down=view.down_gpus, power_limits=limits
-                    ),
+            builder = ContextBuilder(
+                session, now, down=view.down_gpus, power_limits=limits, budgets=self.budgets
+            )
+            for configured in group.rules:
+                self._evaluate_rule(
+                    session, builder, configured, rule_key(group.name, configured.spec), now
                 )
-                self._evaluate_rule(session, configured, ctx, now)
             session.flush()
             active = session.exec(
                 select(Alert).where(col(Alert.state).in_(("pending", "firing")))
@@ -236,70 +304,82 @@ class Pipeline:
             )
         self.state.set_alerts(alerts)
 
+    def _judge(
+        self,
+        builder: ContextBuilder,
+        configured: ConfiguredRule,
+        previous: Mapping[str, AlertInstance],
+        now: datetime,
+    ) -> tuple[dict[str, AlertInstance], list[Transition], list[AnomalyFact]] | None:
+        """Build, evaluate and step one rule; ``None`` when the rule failed (logged once)."""
+        spec = configured.spec
+        try:
+            findings = configured.rule.evaluate(builder.build(configured.rule))
+            facts = anomaly_facts(spec.name, findings) if spec.kind == "cost_anomaly" else []
+            current, transitions = step(spec, previous, findings, now)
+        except SQLAlchemyError:
+            raise
+        except Exception as exc:  # one broken rule must not stop the others
+            self.state.count_job_failure(f"rule:{spec.name}")
+            cause = f"{type(exc).__name__}: {exc}"
+            if self._rule_errors.get(spec.name) != cause:
+                logger.error(
+                    "rule %s failed, its alerts keep their state: %s", spec.name, cause,
+                    exc_info=exc,
+                )  # fmt: skip
+                self._rule_errors[spec.name] = cause
+            else:
+                logger.debug("rule %s failed again: %s", spec.name, cause)
+            return None
+        if self._rule_errors.pop(spec.name, None) is not None:
+            logger.info("rule %s recovered", spec.name)
+        return current, transitions, facts
+
     def _evaluate_rule(
-        self, session: Session, configured: ConfiguredRule, ctx: RuleContext, now: datetime
+        self,
+        session: Session,
+        builder: ContextBuilder,
+        configured: ConfiguredRule,
+        key: str,
+        now: datetime,
     ) -> None:
         spec = configured.spec
         rows = {
             a.fingerprint: a
             for a in session.exec(select(Alert).where(Alert.alertname == spec.name))
+            if a.rule_key == key or (not a.rule_key and _owned(spec, a.labels))
         }
         previous = {fp: _to_instance(row) for fp, row in rows.items()}
-        try:
-            current, transitions = step(spec, previous, configured.rule.evaluate(ctx), now)
-        except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the others
-            self.state.count_job_failure(f"rule:{spec.name}")
-            logger.error("rule %s failed, its alerts keep their state: %s", spec.name, exc)
+        judged = self._judge(builder, configured, previous, now)
+        if judged is None:
             return
-        if any(t.kind in ("firing", "resolved") for t in transitions):
-            self._enqueue(session, spec.name, current, transitions, now)
+        current, transitions, facts = judged
+        for transition in transitions:
+            if transition.kind in ("firing", "resolved"):
+                logger.info(
+                    "alert %s %s %s", transition.kind, spec.name, transition.alert.fingerprint
+                )
+        if facts:
+            record_anomalies(session, facts, now)
         gone = [fingerprint for fingerprint in rows if fingerprint not in current]
         if gone:
             session.exec(delete(Alert).where(col(Alert.fingerprint).in_(gone)))
-        for instance in current.values():
-            session.merge(_to_row(instance, now))
+        with session.no_autoflush:  # one flush for the rule's rows, not one per alert
+            for fingerprint, instance in current.items():
+                row = rows.get(fingerprint)
+                if row is None:  # merge: tolerates a row another rule's labels rendered to
+                    session.merge(_to_row(instance, key, now))
+                else:
+                    for name, value in _row_fields(instance, key, now).items():
+                        setattr(row, name, value)
 
-    def _enqueue(
-        self,
-        session: Session,
-        alertname: str,
-        current: dict[str, AlertInstance],
-        transitions: Sequence[Transition],
-        now: datetime,
-    ) -> None:
-        resolved_now = {t.alert.fingerprint for t in transitions if t.kind == "resolved"}
-        new_firing = {t.alert.fingerprint for t in transitions if t.kind == "firing"}
-        firing = [a for a in current.values() if a.state == "firing"]
-        resolved = [a for a in current.values() if a.fingerprint in resolved_now]
-        notified_before = any(
-            a.last_sent_at is not None and a.fingerprint not in new_firing for a in firing
-        )
-        if new_firing:
-            reason = "new alerts added" if notified_before else "first notification"
-        elif firing:
-            reason = "some alerts resolved"
-        else:
-            reason = "all alerts resolved"
-        group_labels = {"alertname": alertname}
-        group_key = f'{{}}:{{alertname="{alertname}"}}'
-        for name, channel in self.channels.items():
-            alerts = firing + resolved if channel.send_resolved else list(firing)
-            if not new_firing and not channel.send_resolved:
-                continue
-            if not alerts:
-                continue
-            payload = build_webhook_payload(
-                receiver=self.receiver,
-                alerts=alerts,
-                group_labels=group_labels,
-                group_key=group_key,
-                notification_reason=reason,
-                external_url=self.external_url,
-                now=now,
-            )
-            enqueue(session, channel=name, group_key=group_key, payload=payload, now=now)
-        for alert in firing + resolved:
-            current[alert.fingerprint] = replace(alert, last_sent_at=now)
+    def dispatch(self, now: datetime) -> None:
+        """Turn alert states into due notifications: route, group, silence, inhibit, dedup,
+        and write outbox rows, in one transaction (``daemon.notify.dispatch``)."""
+        if self.dispatcher is None:
+            return
+        with session_scope(self.engine) as session:
+            self.dispatcher.dispatch(session, now)
 
     def flush(self, now: datetime) -> None:
         """Send what is due in the outbox."""
@@ -331,18 +411,38 @@ def _to_instance(row: Alert) -> AlertInstance:
     )
 
 
-def _to_row(instance: AlertInstance, now: datetime) -> Alert:
-    return Alert(
-        fingerprint=instance.fingerprint,
-        alertname=instance.alertname,
-        labels=dict(instance.labels),
-        annotations=dict(instance.annotations),
-        state=instance.state,
-        value=instance.value,
-        active_at=instance.active_at,
-        fired_at=instance.fired_at,
-        resolved_at=instance.resolved_at,
-        keep_firing_since=instance.keep_firing_since,
-        last_sent_at=instance.last_sent_at,
-        last_evaluated_at=now,
-    )
+_TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
+def _owned(spec: AlertRuleSpec, labels: Mapping[str, str]) -> bool:
+    """Whether a stored alert of ``spec.name`` belongs to this rule: rules may share an
+    alertname when their ``labels`` differ, and a rule's static labels always win over the
+    finding's, so an alert whose labels disagree with one of them is another rule's."""
+    for name, template in spec.labels.items():
+        if any(marker in template for marker in _TEMPLATE_MARKERS):
+            continue
+        if labels.get(name, "") != template:
+            return False
+    return True
+
+
+def _row_fields(instance: AlertInstance, key: str, now: datetime) -> dict[str, Any]:
+    return {
+        "fingerprint": instance.fingerprint,
+        "rule_key": key,
+        "alertname": instance.alertname,
+        "labels": dict(instance.labels),
+        "annotations": dict(instance.annotations),
+        "state": instance.state,
+        "value": instance.value,
+        "active_at": instance.active_at,
+        "fired_at": instance.fired_at,
+        "resolved_at": instance.resolved_at,
+        "keep_firing_since": instance.keep_firing_since,
+        "last_sent_at": instance.last_sent_at,
+        "last_evaluated_at": now,
+    }
+
+
+def _to_row(instance: AlertInstance, key: str, now: datetime) -> Alert:
+    return Alert(**_row_fields(instance, key, now))

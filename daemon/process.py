@@ -8,23 +8,26 @@ never touches the network: collectors connect on their first cycle.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from collectors.base import Collector, load_collector_class
-from daemon.config import Config
+from daemon.config import Config, ConfigError, RuleConfig
 from daemon.costs.billing_jobs import billing_jobs
+from daemon.costs.budget import Budget
 from daemon.costs.figures import CostFiguresJob
-from daemon.jobs import ConfiguredRule, JobSpec, Pipeline
-from daemon.notify.channels import load_channel_class
+from daemon.jobs import ConfiguredRule, JobSpec, Pipeline, RuleGroup
 from daemon.notify.channels.base import Channel
+from daemon.notify.channels.config import build_channels as build_configured_channels
+from daemon.notify.dispatch import Dispatcher
 from daemon.retention import RetentionPolicy
 from daemon.rollup import MinuteBuffer
+from daemon.rule_files import rule_groups
 from daemon.state import LiveState
-from rules.base import load_rule_class
+from rules.base import RuleConfigError, load_rule_class
 from rules.engine import AlertRuleSpec
 from rules.idle import IdlePolicy
 
@@ -88,36 +91,84 @@ def build_scrape_collector(config: Config) -> Collector:
     return collector
 
 
-def build_rules(config: Config) -> list[ConfiguredRule]:
-    """Every configured rule, instantiated."""
-    configured: list[ConfiguredRule] = []
-    for rule_config in config.rules:
+def build_rule(rule_config: RuleConfig) -> ConfiguredRule:
+    """One configured rule, instantiated; ``ConfigError`` names the rule for bad params."""
+    try:
         rule = load_rule_class(rule_config.kind)(rule_config.params)
-        spec = AlertRuleSpec(
-            name=rule_config.name,
-            kind=rule_config.kind,
-            for_=rule_config.for_,
-            keep_firing_for=rule_config.keep_firing_for,
-            labels=dict(rule_config.labels),
-            annotations=dict(rule_config.annotations),
+    except (KeyError, RuleConfigError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) else str(exc)
+        raise ConfigError("rules", [f"rule {rule_config.name}: {message}"]) from None
+    spec = AlertRuleSpec(
+        name=rule_config.name,
+        kind=rule_config.kind,
+        for_=rule_config.for_,
+        keep_firing_for=rule_config.keep_firing_for,
+        labels=dict(rule_config.labels),
+        annotations=dict(rule_config.annotations),
+    )
+    return ConfiguredRule(rule=rule, spec=spec)
+
+
+def build_rules(config: Config) -> list[ConfiguredRule]:
+    """Every rule of the config's own ``rules:``, instantiated."""
+    return [build_rule(rule_config) for rule_config in config.rules]
+
+
+def build_rule_groups(config: Config, *, base_dir: Path | None = None) -> list[RuleGroup]:
+    """The rule groups (``daemon.rule_files.rule_groups``), instantiated; a group without an
+    interval runs at the pipeline's ``evaluation_interval``."""
+    return [
+        RuleGroup(
+            name=group.name,
+            interval=group.interval,
+            rules=[build_rule(rule_config) for rule_config in group.rules],
         )
-        configured.append(ConfiguredRule(rule=rule, spec=spec))
-    return configured
+        for group in rule_groups(config, base_dir=base_dir)
+    ]
+
+
+def build_budgets(config: Config) -> list[Budget]:
+    """The configured monthly budgets; ``ConfigError`` for one that cannot be used."""
+    budgets = []
+    for entry in config.costs.budgets:
+        try:
+            budgets.append(
+                Budget(
+                    name=entry.name,
+                    amount=entry.amount,
+                    currency=entry.currency,
+                    provider=entry.provider,
+                    service=entry.service,
+                )
+            )
+        except ValueError as exc:
+            raise ConfigError("costs.budgets", [str(exc)]) from None
+    return budgets
 
 
 def build_channels(config: Config) -> dict[str, Channel]:
     """Every configured notification channel by name."""
-    channels: dict[str, Channel] = {}
-    for channel_config in config.channels:
-        channel_class = load_channel_class(channel_config.type)
-        channels[channel_config.name] = channel_class(
-            name=channel_config.name,
-            url=channel_config.url.get_secret_value(),
-            secret=channel_config.secret.get_secret_value() if channel_config.secret else None,
-            timeout_seconds=channel_config.timeout.total_seconds(),
-            send_resolved=channel_config.send_resolved,
+    return build_configured_channels(config.channels)
+
+
+def build_dispatcher(
+    config: Config, channels: Mapping[str, Channel], state: LiveState | None
+) -> Dispatcher:
+    """The Alertmanager-style dispatcher over the configured route, inhibitions and intervals;
+    ``ConfigError`` for a route naming a channel that does not exist (tests may pass their own
+    channels)."""
+    try:
+        return Dispatcher(
+            config.notify.route,
+            config.notify.inhibit_rules,
+            config.notify.time_intervals,
+            channels,
+            receiver=config.notify.receiver,
+            external_url=external_url(config),
+            state=state,
         )
-    return channels
+    except ValueError as exc:
+        raise ConfigError("notify.route", [str(exc)]) from None
 
 
 def external_url(config: Config) -> str:
@@ -134,18 +185,23 @@ def build_pipeline(
     *,
     collectors: Sequence[tuple[Collector, timedelta]] | None = None,
     channels: dict[str, Channel] | None = None,
+    base_dir: Path | None = None,
 ) -> Pipeline:
-    """The pipeline for ``config``; tests may pass their own collectors or channels."""
+    """The pipeline for ``config``; tests may pass their own collectors or channels.
+    ``base_dir`` resolves relative ``rule_files`` globs (the config file's folder)."""
     idle = IdlePolicy(
         utilization_below=config.idle.utilization_below,
         power_below_ratio=config.idle.power_below_ratio,
     )
+    channels = channels if channels is not None else build_channels(config)
     return Pipeline(
         engine=engine,
         state=state,
         collectors=list(collectors) if collectors is not None else build_collectors(config),
-        rules=build_rules(config),
-        channels=channels if channels is not None else build_channels(config),
+        groups=build_rule_groups(config, base_dir=base_dir),
+        channels=channels,
+        dispatcher=build_dispatcher(config, channels, state),
+        dispatch_interval=config.notify.dispatch_interval,
         evaluation_interval=config.evaluation_interval,
         flush_interval=config.notify.flush_interval,
         buffer=MinuteBuffer(idle=idle),
@@ -158,6 +214,7 @@ def build_pipeline(
             batch_size=config.retention.batch_size,
         ),
         retention_interval=config.retention.interval,
+        budgets=build_budgets(config),
         extra_jobs=[
             *(
                 JobSpec(name, interval, run)

@@ -12,6 +12,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
+from daemon.config import WebConfig
 from daemon.state import LiveState
 
 
@@ -31,5 +32,8 @@ class Services:
     title: str = "tcowatch"
     demo: bool = False
     csrf_secret: str | None = None
+    """Overrides the CSRF key derived from ``web.session_secret`` (tests)."""
+    web: WebConfig = field(default_factory=WebConfig)
+    """The ``web`` config section: access (anonymous read, sessions, cookies, login limits)."""
     lifespans: list[Callable[..., object]] = field(default_factory=list)
     """Async context-manager factories taking the Litestar app (scheduler start/stop)."""

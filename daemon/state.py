@@ -53,6 +53,12 @@ class LiveView:
     job_failures: dict[str, int]
     notifications: dict[tuple[str, str], int]
     outbox_pending: int
+    suppressed: dict[str, int] = field(default_factory=dict)
+    """Alerts the dispatcher did not notify, by reason (silenced, inhibited, muted, ...)."""
+    outbox_oldest_age_seconds: float = 0.0
+    """Age of the oldest pending outbox row (0 when none)."""
+    channels_enabled: dict[str, bool] = field(default_factory=dict)
+    """Configured channels: ``True`` when enabled, ``False`` when disabled after an error."""
     caches: dict[str, CacheSample] = field(default_factory=dict)
     targets: dict[str, TargetStatus] = field(default_factory=dict)
     version: int = 0
@@ -75,6 +81,9 @@ class LiveState:
     _job_failures: Counter[str] = field(default_factory=Counter)
     _notifications: Counter[tuple[str, str]] = field(default_factory=Counter)
     _outbox_pending: int = 0
+    _suppressed: Counter[str] = field(default_factory=Counter)
+    _outbox_oldest_age: float = 0.0
+    _channels_enabled: dict[str, bool] = field(default_factory=dict)
     _caches: dict[str, CacheSample] = field(default_factory=dict)
     _targets: dict[str, TargetStatus] = field(default_factory=dict)
     _version: int = 0
@@ -153,6 +162,24 @@ class LiveState:
             self._version += 1
             self._outbox_pending = pending
 
+    def count_suppressed(self, reason: str) -> None:
+        """Count one alert notification suppressed for ``reason`` (e.g. ``silenced``)."""
+        with self._lock:
+            self._version += 1
+            self._suppressed[reason] += 1
+
+    def set_outbox_oldest_age(self, seconds: float) -> None:
+        """Store the age of the oldest pending outbox row (0 when the outbox is empty)."""
+        with self._lock:
+            self._version += 1
+            self._outbox_oldest_age = max(0.0, float(seconds))
+
+    def set_channels_enabled(self, enabled: dict[str, bool]) -> None:
+        """Replace the enabled (``True``) / disabled (``False``) state of every channel."""
+        with self._lock:
+            self._version += 1
+            self._channels_enabled = dict(enabled)
+
     @property
     def version(self) -> int:
         """A number that changes whenever the state changes (cheap: no copy)."""
@@ -172,6 +199,9 @@ class LiveState:
                 job_failures=dict(self._job_failures),
                 notifications=dict(self._notifications),
                 outbox_pending=self._outbox_pending,
+                suppressed=dict(self._suppressed),
+                outbox_oldest_age_seconds=self._outbox_oldest_age,
+                channels_enabled=dict(self._channels_enabled),
                 caches=dict(self._caches),
                 targets=dict(self._targets),
                 version=self._version,

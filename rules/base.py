@@ -199,6 +199,14 @@ class Rule(Protocol):
 
 RULES: Mapping[str, str] = {
     "gpu_idle": "rules.gpu_idle.GpuIdleRule",
+    "fleet_utilization": "rules.fleet_utilization.FleetUtilizationRule",
+    "cache_hit_rate": "rules.cache_hit.CacheHitRateRule",
+    "cost_anomaly": "rules.cost_anomaly.CostAnomalyRule",
+    "budget_forecast": "rules.budget_forecast.BudgetForecastRule",
+    "rollback_sla": "rules.rollback_sla.RollbackSlaRule",
+    "debt_overdue": "rules.debt.DebtOverdueRule",
+    "request_volatility": "rules.volatility.RequestVolatilityRule",
+    "threshold": "rules.threshold.ThresholdRule",
 }
 """Built-in rule kinds as dotted paths, imported on first use."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -12,17 +11,22 @@ from pathlib import Path
 from typing import Any, cast
 
 from jinja2 import Environment
-from litestar import Litestar, Response, get
-from litestar.config.csrf import CSRFConfig
+from litestar import Litestar, Response, Router, get
+from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import NotAuthorizedException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from litestar.types import ControllerRouterHandler
 
 from daemon.exporter import ExpositionCache
 from daemon.services import Services
+from web.auth import PUBLIC, access_guard, build_access, principal_of, unauthorized
+from web.controllers.audit import AuditController
 from web.controllers.board import BoardController
 from web.controllers.health import HealthController
+from web.controllers.login import LoginController
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +96,13 @@ def _configure_jinja(engine: JinjaTemplateEngine) -> None:
     )
     env.trim_blocks = True
     env.lstrip_blocks = True
+    engine.register_template_callable("current_principal", lambda ctx: principal_of(ctx["request"]))
 
 
 def _metrics_handler(services: Services) -> Any:
     exposition = ExpositionCache(services.state, services.registry)
 
-    @get("/metrics", sync_to_thread=False, include_in_schema=False)
+    @get("/metrics", sync_to_thread=False, include_in_schema=False, opt={PUBLIC: True})
     def metrics() -> Response[bytes]:
         """The app-owned registry in the Prometheus text format, rendered once per change."""
         return Response(exposition.render(), media_type=EXPOSITION_MEDIA_TYPE)
@@ -105,9 +110,14 @@ def _metrics_handler(services: Services) -> Any:
     return metrics
 
 
-def create_app(services: Services) -> Litestar:
+def create_app(
+    services: Services, *, extra_handlers: Sequence[ControllerRouterHandler] = ()
+) -> Litestar:
     """Build the web app over ``services``; never starts I/O itself.
 
+    Access (``web.auth``): every route needs a login, an API token or ``web.anonymous_read``
+    to read, and ``editor`` or more to write, unless marked ``opt={PUBLIC: True}``; forms are
+    CSRF-checked. ``extra_handlers`` are mounted beside the board's own (tests, plugins).
     The ``services.lifespans`` run (in order) around the app's life. Raises Litestar's
     ``ImproperlyConfiguredException`` only on a programming error in the wiring.
     """
@@ -115,22 +125,32 @@ def create_app(services: Services) -> Litestar:
     async def provide_services() -> Services:
         return services
 
-    csrf_secret = services.csrf_secret or secrets.token_urlsafe(32)
+    access = build_access(services, CSRF_EXCLUDE)
     lifespans = cast(Sequence[Lifespan], services.lifespans)
+    public = {PUBLIC: True}
     return Litestar(
         route_handlers=[
             BoardController,
-            HealthController,
+            LoginController,
+            AuditController,
+            Router("/", route_handlers=[HealthController], opt=public),
             _metrics_handler(services),
-            create_static_files_router(path="/static", directories=[WEB_DIR / "static"]),
+            create_static_files_router(
+                path="/static", directories=[WEB_DIR / "static"], opt=public
+            ),
+            *extra_handlers,
         ],
         dependencies={"services": Provide(provide_services, use_cache=True)},
+        guards=[access_guard],
+        middleware=[access.session.middleware],
+        exception_handlers={NotAuthorizedException: unauthorized},
+        state=State(access.state),
         template_config=TemplateConfig(
             directory=WEB_DIR / "templates",
             engine=JinjaTemplateEngine,
             engine_callback=_configure_jinja,
         ),
-        csrf_config=CSRFConfig(secret=csrf_secret, exclude=CSRF_EXCLUDE),
+        csrf_config=access.csrf,
         lifespan=list(lifespans),
         logging_config=None,  # the process configures logging once (daemon/cli.py)
     )

@@ -128,6 +128,9 @@ class Alert(SQLModel, table=True):
 
     fingerprint: str = Field(primary_key=True, max_length=16)
     alertname: str = Field(max_length=255, index=True)
+    rule_key: str = Field(default="", max_length=64, index=True)
+    """Which configured rule owns the alert (``daemon.jobs.rule_key``): two rules may share
+    an alertname with different labels, and each must see only its own alerts."""
     labels: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
     annotations: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
     state: str = Field(max_length=16, index=True)
@@ -148,7 +151,7 @@ class Outbox(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=255, index=True)
-    group_key: str = Field(max_length=1024)
+    group_key: str = Field(sa_column=Column(Text, nullable=False))
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     status: str = Field(default="pending", max_length=16)
     """``pending`` (to send), ``sent``, or ``failed`` (permanent error or out of attempts)."""
@@ -313,3 +316,52 @@ class CostRecord(SQLModel, table=True):
     sub_account_id: str | None = Field(default=None, max_length=255)
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     """``x_`` custom columns and provider-specific fields."""
+
+
+class AppUser(SQLModel, table=True):
+    """A person who logs in to the board (``tcowatch user add``); the password is argon2-hashed."""
+
+    __tablename__ = "app_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    """Lower case (``daemon.auth.users`` normalises it)."""
+    password_hash: str = Field(max_length=255)
+    role: str = Field(max_length=16)
+    """``viewer``, ``editor`` or ``admin``."""
+    created_at: datetime
+    disabled: bool = False
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the JSON API; only the sha256 of its secret is stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=255, index=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    """sha256 hex of the whole token (``tcw_...``)."""
+    prefix: str = Field(max_length=8)
+    """The token's first 8 characters, to recognise it in listings."""
+    role: str = Field(max_length=16)
+    created_by: str = Field(max_length=255)
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class AuditEntry(SQLModel, table=True):
+    """One write: who (``user:alice``, ``token:deploy-bot``, ``cli``) did what to what, when."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    actor: str = Field(max_length=255, index=True)
+    action: str = Field(max_length=64, index=True)
+    """Dotted, ``<thing>.<verb>``: ``silence.create``, ``user.add``, ``auth.login``."""
+    target: str = Field(default="", max_length=1024)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    remote: str = Field(default="", max_length=64)
+    """The client's address (empty for the CLI)."""

@@ -436,6 +436,23 @@ def test_it_gives_stable_distinct_row_keys(tmp_path: Path) -> None:
     assert all(len(line.row_key) == 32 and int(line.row_key, 16) >= 0 for line in first)
 
 
+def test_it_gives_row_keys_that_ascend_through_a_file_and_follow_its_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [[f"{n}.00", *GOOD[1:]] for n in range(1, 12)]
+    path = write_csv(tmp_path / "k.csv", BASE, rows)
+    keys = [line.row_key for line in read_all(path)]
+    assert [key[:10] for key in keys] == [f"{n:010d}" for n in range(1, 12)]
+    assert sorted(keys) == keys and len({key[10:] for key in keys}) == 1
+    monkeypatch.setattr(focus_arrow, "BATCH_ROWS", 4)  # other batches, same keys
+    assert [line.row_key for line in read_all(path)] == keys
+    monkeypatch.setattr(focus, "ArrowCsv", no_arrow)  # the row path, same keys
+    assert [line.row_key for line in read_all(path)] == keys
+    rows[-1][0] = "12.00"  # one cell of the last row changes every key of the file
+    changed = [line.row_key for line in read_all(write_csv(path, BASE, rows))]
+    assert all(a[:10] == b[:10] and a[10:] != b[10:] for a, b in zip(keys, changed, strict=True))
+
+
 def test_it_maps_a_batch_the_same_column_by_column_as_row_by_row() -> None:
     columns = (*BASE, "Tags", "ProviderName", "ContractedCost", "x_Note", "BillingPeriodStart")
     rows = [

@@ -75,7 +75,17 @@ def test_it_uses_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.Mon
     config, path = load_config(None, {})
     assert path == Path("tcowatch.yaml")
     assert config.web.port == 8080
-    assert [r.name for r in config.rules] == ["GpuIdle"]
+    assert [r.name for r in config.rules][:2] == ["GpuIdle", "FleetUtilizationLow"]
+    assert {r.kind for r in config.rules} == {
+        "gpu_idle",
+        "fleet_utilization",
+        "cache_hit_rate",
+        "cost_anomaly",
+        "budget_forecast",
+        "rollback_sla",
+        "debt_overdue",
+        "request_volatility",
+    }
 
 
 def test_it_applies_environment_overrides(tmp_path: Path) -> None:

@@ -210,6 +210,29 @@ def test_it_exports_process_counters(state: LiveState, registry: CollectorRegist
     assert get("tcowatch_outbox_pending", {}) == 4.0
 
 
+def test_it_exports_notification_health_families(state: LiveState, registry: CollectorRegistry):
+    state.count_suppressed("silenced")
+    state.count_suppressed("silenced")
+    state.count_suppressed("inhibited")
+    state.set_outbox_oldest_age(42.5)
+    state.set_channels_enabled({"slack": True, "hook": False})
+    get = registry.get_sample_value
+    assert get("tcowatch_notifications_suppressed_total", {"reason": "silenced"}) == 2.0
+    assert get("tcowatch_notifications_suppressed_total", {"reason": "inhibited"}) == 1.0
+    assert get("tcowatch_outbox_oldest_age_seconds", {}) == 42.5
+    assert get("tcowatch_channel_enabled", {"channel": "slack"}) == 1.0
+    assert get("tcowatch_channel_enabled", {"channel": "hook"}) == 0.0
+    state.set_channels_enabled({"slack": True})
+    assert get("tcowatch_channel_enabled", {"channel": "hook"}) is None
+
+
+def test_it_declares_notification_families_before_any_sample(registry: CollectorRegistry):
+    text = generate_latest(registry).decode()
+    assert "# TYPE tcowatch_notifications_suppressed_total counter" in text
+    assert "# TYPE tcowatch_channel_enabled gauge" in text
+    assert "tcowatch_outbox_oldest_age_seconds 0.0" in text
+
+
 def test_it_reflects_the_state_at_each_scrape_without_stale_series(
     state: LiveState, registry: CollectorRegistry
 ):
@@ -265,6 +288,9 @@ def _fleet(state: LiveState, gpus: int) -> None:
         )
     )
     state.count_notification("slack", "sent")
+    state.count_suppressed("silenced")
+    state.set_outbox_oldest_age(12.0)
+    state.set_channels_enabled({"slack": True, "hook": False})
     state.count_job_failure("sample")
 
 

@@ -6,19 +6,25 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
-from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, select
 
-from daemon.notify.channels.base import TransportError
+from daemon.notify.channels.base import RateLimit, TransportError
 from daemon.notify.channels.webhook import WebhookChannel
-from daemon.notify.outbox import backoff_delay, enqueue, flush, pending_count
+from daemon.notify.outbox import (
+    backoff_delay,
+    enable_channel,
+    enqueue,
+    flush,
+    oldest_pending_age,
+    pending_count,
+)
 from daemon.state import LiveState
+from daemon.store.db import open_store
 from daemon.store.models import ChannelState, Outbox, as_utc
 
 NOW = datetime(2026, 8, 20, 10, 0, tzinfo=UTC)
@@ -34,9 +40,13 @@ class FakeChannel:
     name: str
     outcomes: list[BaseException | None] = field(default_factory=list)
     send_resolved: bool = True
+    rate_limit: RateLimit | None = None
     sent: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    """The idempotency key of every call, failed ones included."""
 
-    def send(self, payload: dict[str, Any]) -> None:
+    def send(self, payload: dict[str, Any], *, idempotency_key: str = "") -> None:
+        self.keys.append(idempotency_key)
         outcome = self.outcomes.pop(0) if self.outcomes else None
         if outcome is not None:
             raise outcome
@@ -55,9 +65,8 @@ class FixedJitter(random.Random):
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
-    SQLModel.metadata.create_all(engine)
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = open_store(db_url)
     yield engine
     engine.dispose()
 
@@ -104,6 +113,8 @@ def test_it_leaves_the_commit_to_the_caller(engine: Engine) -> None:
     assert stored.attempts == 0
     assert as_utc(stored.next_attempt_at) == NOW
     assert stored.payload["receiver"] == "ops"
+    assert len(stored.idempotency_key) == 32
+    assert stored.kind == "notification"
 
 
 def test_it_sends_due_rows_in_id_order_and_records_success(engine: Engine) -> None:
@@ -170,17 +181,28 @@ def test_it_sends_held_rows_once_the_channel_is_re_enabled(engine: Engine) -> No
     disable(engine, "muted")
     channel = FakeChannel("muted")
     flush(engine, {"muted": channel}, now=NOW)
+    assert channel.sent == []
     with Session(engine) as session:
-        state_row = session.get(ChannelState, "muted")
-        assert state_row is not None
-        state_row.disabled = False
-        session.add(state_row)
+        assert enable_channel(session, "muted") == 1
         session.commit()
 
-    result = flush(engine, {"muted": channel}, now=NOW + timedelta(hours=1))
+    state = LiveState()
+    result = flush(engine, {"muted": channel}, now=NOW + timedelta(hours=1), state=state)
 
     assert result.sent == 1
     assert row(engine, held).status == "sent"
+    assert state.view().channels_enabled == {"muted": True}
+
+
+def test_it_re_enabling_changes_nothing_for_an_enabled_or_unknown_channel(
+    engine: Engine,
+) -> None:
+    add(engine, "ops")
+    with Session(engine) as session:
+        assert enable_channel(session, "ops") == 1
+        assert enable_channel(session, "never-seen") == 0
+        session.commit()
+    assert health(engine, "ops") is None
 
 
 def test_it_waits_at_least_retry_after_when_rate_limited(engine: Engine) -> None:
@@ -240,7 +262,9 @@ def test_it_jitters_backoff_within_twenty_percent() -> None:
     assert backoff_delay(1, FixedJitter(1.0)) == timedelta(seconds=12)
 
 
-def test_it_fails_and_disables_the_channel_on_a_permanent_error(engine: Engine) -> None:
+def test_it_disables_the_channel_and_holds_its_rows_on_a_permanent_error(
+    engine: Engine,
+) -> None:
     first, second = add(engine, "ops", group="a"), add(engine, "ops", group="b")
     other = add(engine, "team", group="c")
     channel = FakeChannel("ops", [TransportError("webhook ops: HTTP 410", permanent=True)])
@@ -250,7 +274,7 @@ def test_it_fails_and_disables_the_channel_on_a_permanent_error(engine: Engine) 
     result = flush(engine, {"ops": channel, "team": team}, now=NOW, state=state)
 
     assert (result.sent, result.retried, result.failed) == (1, 0, 1)
-    assert row(engine, first).status == "failed"
+    assert row(engine, first).status == "pending"
     assert row(engine, first).last_error == "webhook ops: HTTP 410"
     assert row(engine, second).status == "pending"
     assert row(engine, second).attempts == 0
@@ -261,7 +285,24 @@ def test_it_fails_and_disables_the_channel_on_a_permanent_error(engine: Engine) 
     assert channel_health.last_error == "webhook ops: HTTP 410"
     assert channel_health.last_error_at is not None
     assert state.view().notifications[("ops", "failed")] == 1
+    assert state.view().channels_enabled == {"ops": False, "team": True}
     assert flush(engine, {"ops": channel}, now=NOW + timedelta(hours=1)).sent == 0
+    assert len(channel.keys) == 1
+
+    with Session(engine) as session:
+        assert enable_channel(session, "ops") == 2
+        session.commit()
+    after = flush(engine, {"ops": channel}, now=NOW + timedelta(hours=2), state=state)
+
+    assert after.sent == 2
+    assert [payload["g"] for payload in channel.sent] == ["a", "b"]
+    assert row(engine, first).status == "sent"
+    assert channel.keys[0] == channel.keys[1] == row(engine, first).idempotency_key
+    kept = health(engine, "ops")
+    assert kept is not None
+    assert not kept.disabled
+    assert kept.last_error == "webhook ops: HTTP 410"
+    assert state.view().channels_enabled == {"ops": True}
 
 
 def test_it_fails_a_row_after_max_attempts_without_disabling_the_channel(engine: Engine) -> None:
@@ -341,5 +382,86 @@ def test_it_delivers_through_a_real_webhook_after_a_server_error(
     assert row(engine, row_id).status == "sent"
     assert row(engine, row_id).attempts == 2
     assert len(httpserver.log) == 2
+    key = row(engine, row_id).idempotency_key
+    assert [req.headers.get("Idempotency-Key") for req, _ in httpserver.log] == [key, key]
     assert state.view().notifications == {("ops", "retry"): 1, ("ops", "success"): 1}
     hook.close()
+
+
+def test_it_gives_every_row_its_own_idempotency_key_and_a_kind(engine: Engine) -> None:
+    first, second = add(engine, "ops", group="a"), add(engine, "ops", group="b")
+    with Session(engine) as session:
+        test_row = enqueue(
+            session, channel="ops", group_key="t", payload=PAYLOAD, now=NOW, kind="test"
+        )
+        session.commit()
+        test_id = test_row.id
+    assert test_id is not None
+
+    keys = [row(engine, row_id).idempotency_key for row_id in (first, second, test_id)]
+    assert all(len(key) == 32 and int(key, 16) >= 0 for key in keys)
+    assert len(set(keys)) == 3
+    assert [row(engine, r).kind for r in (first, second, test_id)] == [
+        "notification",
+        "notification",
+        "test",
+    ]
+    with Session(engine) as session, pytest.raises(ValueError, match="kind must be one of"):
+        enqueue(session, channel="ops", group_key="g", payload=PAYLOAD, now=NOW, kind="bulk")
+
+
+def test_it_sends_the_same_idempotency_key_on_every_retry(engine: Engine) -> None:
+    first, second = add(engine, "ops", group="a"), add(engine, "ops", group="b")
+    channel = FakeChannel("ops", [TransportError("ops: HTTP 503"), None, None])
+
+    flush(engine, {"ops": channel}, now=NOW, rng=FixedJitter(0.5))
+    flush(engine, {"ops": channel}, now=NOW + timedelta(minutes=1))
+
+    first_key = row(engine, first).idempotency_key
+    second_key = row(engine, second).idempotency_key
+    assert channel.keys == [first_key, second_key, first_key]
+    assert first_key != second_key
+
+
+def test_it_gives_a_key_to_rows_stored_without_one_and_keeps_it(engine: Engine) -> None:
+    row_id = add(engine, "ops")
+    with Session(engine) as session:
+        stored = session.get(Outbox, row_id)
+        assert stored is not None
+        stored.idempotency_key = ""
+        session.add(stored)
+        session.commit()
+    channel = FakeChannel("ops", [TransportError("ops: HTTP 503")])
+
+    flush(engine, {"ops": channel}, now=NOW, rng=FixedJitter(0.5))
+    flush(engine, {"ops": channel}, now=NOW + timedelta(minutes=1))
+
+    key = row(engine, row_id).idempotency_key
+    assert len(key) == 32
+    assert channel.keys == [key, key]
+
+
+def test_it_reports_the_outbox_gauges_after_each_flush(engine: Engine) -> None:
+    add(engine, "ops", now=NOW - timedelta(minutes=5))
+    add(engine, "muted", now=NOW - timedelta(minutes=2))
+    disable(engine, "muted")
+    state = LiveState()
+
+    flush(engine, {"ops": FakeChannel("ops"), "muted": FakeChannel("muted")}, now=NOW, state=state)
+
+    view = state.view()
+    assert view.outbox_pending == 1
+    assert view.outbox_oldest_age_seconds == 120.0
+    assert view.channels_enabled == {"ops": True, "muted": False}
+    with Session(engine) as session:
+        assert oldest_pending_age(session, NOW + timedelta(seconds=30)) == 150.0
+
+
+def test_it_reports_zero_age_for_an_empty_outbox(engine: Engine) -> None:
+    state = LiveState()
+    state.set_outbox_oldest_age(99.0)
+
+    flush(engine, {"ops": FakeChannel("ops")}, now=NOW, state=state)
+
+    assert state.view().outbox_oldest_age_seconds == 0.0
+    assert state.view().outbox_pending == 0

@@ -56,6 +56,7 @@ class Demo:
             now=self.clock.now,
             readiness=lambda: readiness_problems(self.engine),
             demo=True,
+            web=self.config.web,
         )
 
     def advance(self, delta: timedelta) -> None:
@@ -143,14 +144,20 @@ def test_it_fires_delivers_and_resolves_an_idle_gpu_alert(
 
     demo.fleet.override_load(idle_uuid, 0.85)
     demo.advance_until(lambda: demo.alert_state(idle_uuid) == "inactive", timedelta(minutes=15))
-    demo.advance(timedelta(seconds=30))
-    resolved = [
-        a
-        for payload in deliveries(httpserver)
-        for a in payload["alerts"]
-        if a["labels"]["uuid"] == idle_uuid and a["status"] == "resolved"
-    ]
+
+    def resolved_alerts() -> list[dict[str, Any]]:
+        return [
+            a
+            for payload in deliveries(httpserver)
+            for a in payload["alerts"]
+            if a["labels"]["uuid"] == idle_uuid and a["status"] == "resolved"
+        ]
+
+    # resolved alerts go out at the group's next `group_interval` tick (5 m), as Alertmanager
+    waited = demo.advance_until(lambda: bool(resolved_alerts()), timedelta(minutes=6))
+    resolved = resolved_alerts()
     assert resolved, "the resolved notification was not delivered"
+    assert timedelta(0) < waited <= timedelta(minutes=5, seconds=30)
     assert resolved[0]["endsAt"] != "0001-01-01T00:00:00Z"
 
 

@@ -12,6 +12,7 @@ from litestar.testing import TestClient
 from sqlalchemy.pool import StaticPool
 
 from collectors.base import GpuSample, ModelSample
+from daemon.config import WebConfig
 from daemon.exporter import build_registry
 from daemon.services import Services
 from daemon.state import AlertView, CollectorStatus, LiveState
@@ -121,6 +122,7 @@ def services(problems: list[str]) -> Iterator[Services]:
         title="tcowatch test",
         demo=True,
         csrf_secret="test-secret",
+        web=WebConfig(anonymous_read=True),
     )
     engine.dispose()
 
