@@ -30,11 +30,13 @@ and the rest of the file go through the row path (Python's ``csv`` module and
 ``focus_columns.RowMapper``), which names every bad row by its physical line. Parquet always
 takes the row path.
 
-``row_key`` is the first 32 hex digits of SHA-256 over the column names, the row's cells as
-text (``null`` normalised to empty) and the row's ordinal in the file. The same file always
-gives the same keys and identical rows get distinct keys without remembering earlier rows (so
-memory stays flat); reordering a file's rows changes the keys, which is fine because an import
-replaces whole billing periods.
+``row_key`` is the row's ordinal in the file (10 decimal digits) followed by 22 hex digits of
+SHA-256 over the file name and the file's bytes (``focus_columns.row_keys``), hashed in one
+pass when the file is opened. The same file always gives the same keys, identical rows get
+distinct keys without remembering earlier rows (so memory stays flat), identical part files of
+one export differ by name, and a file's keys ascend, so storing it appends to the key index.
+Changing any byte of a file changes all its keys, which is fine because an import replaces
+whole billing periods.
 
 Error contract: ``open_focus`` raises ``FocusFileError`` (a ``ValueError``) for unreadable,
 unsupported or non-FOCUS files; ``rows()`` raises ``FocusRowError`` (a ``ValueError``) at the
@@ -67,12 +69,14 @@ from collectors.focus_batch import LineColumns
 from collectors.focus_columns import (
     COLUMNS,
     LEGACY_RENAMES,
+    NO_FILE_KEY,
     REQUIRED,
     BadCell,
     BatchFailed,
     CellError,
     RowMapper,
     detect_version,
+    file_key,
     legacy_columns,
     to_currency,
 )
@@ -84,6 +88,9 @@ MAX_KEPT_ERRORS = 1000
 
 BATCH_ROWS = 1024
 """Rows validated together, column by column (a bad row sends its batch row by row)."""
+
+KEY_CHUNK_BYTES = 1 << 20
+"""Bytes read at a time while hashing a file for its row keys."""
 
 OnError = Literal["stop", "skip"]
 
@@ -150,6 +157,20 @@ def _sniff(path: Path) -> Literal["csv", "csv.gz", "parquet"]:
     if path.suffix.lower() == ".parquet":
         raise FocusFileError(f"{path}: named .parquet but lacks the Parquet magic bytes PAR1")
     return "csv"
+
+
+def _file_part(path: Path) -> str:
+    """``focus_columns.file_key`` of the file (one pass over its bytes)."""
+
+    def chunks() -> Iterator[bytes]:
+        with path.open("rb") as fh:
+            while chunk := fh.read(KEY_CHUNK_BYTES):
+                yield chunk
+
+    try:
+        return file_key(path.name, chunks())
+    except OSError as exc:
+        raise FocusFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _record_lines(row: Sequence[str]) -> int:
@@ -308,6 +329,7 @@ class FocusReader:
         mapper: RowMapper,
         close: Callable[[], None],
         arrow: Callable[[], ArrowCsv] | None = None,
+        file_part: str = NO_FILE_KEY,
     ) -> None:
         self.path = path
         self.info = info
@@ -318,6 +340,7 @@ class FocusReader:
         self._mapper = mapper
         self._close = close
         self._arrow = arrow
+        self._file_part = file_part
         self._started = False
 
     def __enter__(self) -> FocusReader:
@@ -381,7 +404,7 @@ class FocusReader:
         """Arrow batches while they are clean; the records delivered at a hand-over, else
         ``None``."""
         assert self._arrow is not None
-        mapper = ArrowMapper(self.info.columns, self.info.assumed_currency, self.path.name)
+        mapper = ArrowMapper(self.info.columns, self.info.assumed_currency, self._file_part)
         done = 0
         try:
             stream = self._arrow()
@@ -485,9 +508,15 @@ def open_focus(path: Path, *, default_currency: str | None = None) -> FocusReade
     assumed = default_currency if "BillingCurrency" not in columns else None
     unknown = tuple(c for c in columns if c not in COLUMNS and not c.startswith("x_"))
     info = FocusFileInfo(detect_version(columns), columns, fmt, unknown, assumed)
+    try:
+        part = _file_part(path)
+    except FocusFileError:
+        close()
+        raise
     if unknown:
         logger.info("%s: non-FOCUS columns kept in extra: %s", path, ", ".join(unknown))
-    return FocusReader(path, info, sources, RowMapper(columns, assumed, path.name), close, arrow)
+    mapper = RowMapper(columns, assumed, part)
+    return FocusReader(path, info, sources, mapper, close, arrow, part)
 
 
 __all__ = [

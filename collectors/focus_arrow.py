@@ -46,12 +46,13 @@ import pyarrow.csv as pcsv  # type: ignore[import-untyped]
 from collectors.focus_batch import FIELDS, Column, LineColumns
 from collectors.focus_columns import (
     COLUMNS,
+    NO_FILE_KEY,
     UNKNOWN_PROVIDER,
     CellError,
     Kind,
     Layout,
     converters,
-    key_hasher,
+    row_keys,
 )
 
 logger = logging.getLogger(__name__)
@@ -129,10 +130,11 @@ def _decimal_pattern(count: int) -> str:
 
 
 class ArrowMapper:
-    """Maps one file's Arrow batches to ``LineColumns`` (see the module docstring)."""
+    """Maps one file's Arrow batches to ``LineColumns`` (see the module docstring);
+    ``file_part`` (the file's ``focus_columns.file_key``) ends every row key."""
 
     def __init__(
-        self, columns: tuple[str, ...], default_currency: str | None, file_name: str = ""
+        self, columns: tuple[str, ...], default_currency: str | None, file_part: str = NO_FILE_KEY
     ) -> None:
         self.columns = columns
         self.layout = Layout.of(columns)
@@ -140,7 +142,7 @@ class ArrowMapper:
         self._kinds = [spec.kind if spec else Kind.STRING for spec in specs]
         self._one = [converters(spec)[0] for spec in specs]
         self._default_currency = default_currency
-        self._hasher = key_hasher(columns, file_name)
+        self._file_part = file_part
         self._extra_keys = {name: json.dumps(name) + ":" for _, name, _ in self.layout.extra}
         self._decimals = [i for i, kind in enumerate(self._kinds) if kind is Kind.DECIMAL]
         self._decimal_re = _decimal_pattern(len(self._decimals)) if self._decimals else ""
@@ -217,24 +219,10 @@ class ArrowMapper:
             if providers
             else [UNKNOWN_PROVIDER] * size
         )
-        columns["row_key"] = self._keys(cols, first_ordinal, size)
+        columns["row_key"] = row_keys(self._file_part, first_ordinal, size)
         columns["extra"] = partial(self._extra, cols, size)
         json_texts["extra"] = partial(self._extra_json, cols, size)
         return LineColumns(size, columns, floats=floats, json=json_texts, codes=codes)
-
-    def _keys(self, cols: list[Any], first_ordinal: int, size: int) -> list[str]:
-        material = pc.binary_join_element_wise(*map(_filled, cols), "\x1f")
-        ones = pa.repeat(pa.scalar(1, pa.int64()), size)
-        ordinals = pc.add(pc.cumulative_sum(ones), first_ordinal - 1).cast(pa.string())
-        material = pc.binary_join_element_wise(material, ordinals, "\x1e")
-        copy = self._hasher.copy
-
-        def key(data: bytes) -> str:
-            digest = copy()
-            digest.update(data)
-            return str(digest.hexdigest()[:32])
-
-        return list(map(key, material.cast(pa.binary()).to_pylist()))
 
     def _extra(self, cols: list[Any], size: int) -> list[dict[str, Any]]:
         names, lists = [], []
@@ -254,17 +242,14 @@ class ArrowMapper:
         present = [(cols[i], name) for i, name, _ in self.layout.extra if cols[i].null_count < size]
         if not present:
             return ["{}"] * size
-        plain = pc.binary_join_element_wise(*(_filled(col) for col, _ in present), " ")
-        if not (
-            pc.all(pc.ascii_is_printable(plain)).as_py()
-            and not pc.any(pc.match_substring(plain, '"')).as_py()
-            and not pc.any(pc.match_substring(plain, "\\")).as_py()
-        ):
+        if not all(_plain(col) for col, _ in present):
             present = [(_escaped(col), name) for col, name in present]
         args: list[Any] = ["{"]
+        holes = False
         for col, name in present:
             head, tail = f'{self._extra_keys[name]}"', '",'
             if col.null_count:
+                holes = True
                 args.append(pc.binary_join_element_wise(head, col, tail, "").fill_null(""))
                 continue
             if isinstance(args[-1], str):
@@ -272,6 +257,9 @@ class ArrowMapper:
             else:
                 args.append(head)
             args.extend([col, tail])
+        if not holes:  # every object ends with the last column's '",': close it there
+            args[-1] = '"}'
+            return list(pc.binary_join_element_wise(*args, "").to_pylist())
         texts = pc.utf8_rtrim(pc.binary_join_element_wise(*args, ""), characters=",")
         return list(pc.binary_join_element_wise(texts, "}", "").to_pylist())
 
@@ -281,13 +269,21 @@ def _filled(col: Any) -> Any:
     return col.fill_null("") if col.null_count else col
 
 
+def _plain(col: Any) -> bool:
+    """Whether no cell of a string array needs escaping in JSON (printable ASCII, no ``"``
+    or backslash). The quote check scans the array's data buffer, which for a slice holds
+    the cells of the whole parsed block: a superset, so a dirty neighbour only costs the
+    escaping."""
+    if not pc.all(pc.ascii_is_printable(col)).as_py():
+        return False
+    data = col.buffers()[2]
+    raw = b"" if data is None else data.to_pybytes()
+    return b'"' not in raw and b"\\" not in raw
+
+
 def _escaped(col: Any) -> Any:
     """Cells as JSON string bodies: ``json.dumps(text)`` without its quotes, where needed."""
-    if (
-        pc.all(pc.ascii_is_printable(col)).as_py()
-        and not pc.any(pc.match_substring(col, '"')).as_py()
-        and not pc.any(pc.match_substring(col, "\\")).as_py()
-    ):
+    if _plain(col):
         return col
     texts = col.to_pylist()
     return pa.array([None if t is None else json.dumps(t)[1:-1] for t in texts], pa.string())

@@ -414,16 +414,41 @@ class BatchFailed(Exception):
     """Some row of a batch is bad: map the batch row by row with ``RowMapper.one``."""
 
 
-def key_hasher(columns: Sequence[str], file_name: str = "") -> Any:
-    """SHA-256 fed with the file name and header: a row's key continues a copy of it with the
-    row's material.
+KEY_ORDINAL_DIGITS = 10
+"""A row key starts with the row's ordinal in the file in this many decimal digits."""
+KEY_FILE_DIGITS = 22
+"""...and ends with this many hex digits of the file's digest (32 characters in all)."""
+_KEY_ORDINALS = 10**KEY_ORDINAL_DIGITS
+NO_FILE_KEY = "0" * KEY_FILE_DIGITS
+"""The file part of row keys made without a file (a mapper built on its own)."""
 
-    Row key = the first 32 hex digits of SHA-256 over ``file_name + "\x1d"``, then
-    ``"\x1f".join(columns) + "\x1e"``, then ``"\x1f".join(cells) + "\x1e" + str(ordinal)``
-    (UTF-8), ``null`` cells as empty. The file name keeps identical lines at the same position
-    of two part files of one export apart; re-importing the same file gives the same keys.
+
+def file_key(file_name: str, chunks: Iterable[bytes]) -> str:
+    """The file part of a file's row keys: SHA-256 over ``file_name + "\x1d"`` and the file's
+    bytes (``chunks``, as stored: compressed for gzip), its first ``KEY_FILE_DIGITS`` hex digits.
+
+    Identical part files of one export differ by name; the same file always gives the same
+    part. Raises what iterating ``chunks`` raises.
     """
-    return hashlib.sha256(file_name.encode() + b"\x1d" + "\x1f".join(columns).encode() + b"\x1e")
+    digest = hashlib.sha256(file_name.encode() + b"\x1d")
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()[:KEY_FILE_DIGITS]
+
+
+def row_keys(file_part: str, first_ordinal: int, count: int) -> list[str]:
+    """Row keys of ``count`` rows from ``first_ordinal`` (1 = the first data row).
+
+    Row key = the ordinal (modulo 10**10) in ``KEY_ORDINAL_DIGITS`` zero-padded decimal digits,
+    then ``file_part`` (``file_key``): 32 hex digits in all, distinct for identical rows (they
+    differ by ordinal) and ascending through a file, so that storing a file appends to the
+    index of the keys instead of writing all over it. Keys do not depend on the batches a file
+    is read in, nor on which path (columnar or row) reads it.
+    """
+    last = first_ordinal + count
+    if last <= _KEY_ORDINALS:  # the literal 10 is KEY_ORDINAL_DIGITS (formats fastest)
+        return [f"{ordinal:010d}{file_part}" for ordinal in range(first_ordinal, last)]
+    return [f"{ordinal % _KEY_ORDINALS:010d}{file_part}" for ordinal in range(first_ordinal, last)]
 
 
 @dataclass(frozen=True)
@@ -470,11 +495,11 @@ class RowMapper:
     Column indexes and converters are worked out once. ``many`` converts a batch column by
     column (the fast path); when any row of it is bad it raises ``BatchFailed`` and the caller
     maps that batch with ``one``, which raises ``BadCell`` naming the column and value. Both
-    give identical lines.
+    give identical lines. ``file_part`` (the file's ``file_key``) ends every row key.
     """
 
     def __init__(
-        self, columns: tuple[str, ...], default_currency: str | None, file_name: str = ""
+        self, columns: tuple[str, ...], default_currency: str | None, file_part: str = NO_FILE_KEY
     ) -> None:
         self.columns = columns
         pairs = [converters(COLUMNS.get(c)) for c in columns]
@@ -487,20 +512,7 @@ class RowMapper:
         self._extra = layout.extra
         self._fields = layout.fields
         self._default_currency = default_currency
-        self._header = key_hasher(columns, file_name)
-
-    def keys(self, rows: Sequence[Sequence[str]], first_ordinal: int) -> list[str]:
-        """Row keys: SHA-256 (32 hex digits) of the header, the cells (``null`` as empty) and
-        the row's ordinal in the file (so identical rows get distinct keys)."""
-        header, keys = self._header, []
-        for ordinal, cells in enumerate(rows, first_ordinal):
-            material = "\x1f".join(cells)
-            if "null" in material:
-                material = "\x1f".join(["" if v == "null" else v for v in cells])
-            digest = header.copy()
-            digest.update(f"{material}\x1e{ordinal}".encode())
-            keys.append(digest.hexdigest()[:32])
-        return keys
+        self._file_part = file_part
 
     def one(self, cells: Sequence[str], ordinal: int) -> CostLine:
         """Map one row; raises ``BadCell`` for the first bad cell or rule."""
@@ -519,7 +531,9 @@ class RowMapper:
                 raise BadCell(end, f"{show(cells[i_end])} is before {start} {show(cells[i_start])}")
         provider = next((vals[i] for i in self._providers if vals[i] is not None), None)
         extra = {c: cells[i] for i, c, _ in self._extra if vals[i] is not None}
-        return self._lines([[v] for v in vals], self.keys([cells], ordinal), [provider], [extra])[0]
+        return self._lines(
+            [[v] for v in vals], row_keys(self._file_part, ordinal, 1), [provider], [extra]
+        )[0]
 
     def many(self, rows: Sequence[Sequence[str]], first_ordinal: int) -> list[CostLine]:
         """Map a batch of rows of the header's width; raises ``BatchFailed`` if any is bad."""
@@ -561,7 +575,7 @@ class RowMapper:
             for extra, value in zip(extras, col, strict=True):
                 if value is None:
                     del extra[name]
-        keys = self.keys(rows, first_ordinal)
+        keys = row_keys(self._file_part, first_ordinal, len(rows))
         return self._lines(vals, keys, providers, extras)
 
     def _lines(

@@ -119,6 +119,7 @@ def serve(
     sources = start_demo_sources(config.collectors.simulated, clock.now) if demo else None
     if demo:
         load_sample_bills(engine, clock.now())
+        seed_demo_board(engine, clock.now(), config.collectors.simulated)
         demo_admin(engine, clock.now())
     collectors = sources.collectors() if sources is not None else None
     pipeline = build_pipeline(config, engine, state, collectors=collectors)
@@ -133,6 +134,10 @@ def serve(
         demo=demo,
         lifespans=[scheduler_lifespan(scheduler, pipeline.close)],
         web=config.web,
+        channels=pipeline.channels,
+        notify_receiver=config.notify.receiver,
+        rollbacks=config.rollbacks,
+        costs=config.costs,
     )
     app = create_app(services)
     print(f"tcowatch: board on http://{host}:{port}  (database {masked(db_url)})", file=sys.stderr)
@@ -172,6 +177,23 @@ def load_sample_bills(engine: Any, now: datetime) -> None:
             lines=lines,
             import_batch="demo",
         )
+
+
+def seed_demo_board(engine: Any, now: datetime, simulated: Any) -> None:
+    """A few anomalies, debt items and rollbacks so every board page has something to show
+    (each seeder is idempotent: a restart on the same database adds nothing)."""
+    from daemon.board.anomalies import seed_demo_anomalies
+    from daemon.board.debt import seed_demo_debt
+    from daemon.board.fleet import seed_demo_fleet
+    from daemon.board.rollbacks import seed_demo_rollbacks
+    from daemon.store.db import session_scope
+
+    with session_scope(engine) as session:
+        seed_demo_fleet(session, now, simulated)
+    with session_scope(engine) as session:
+        seed_demo_anomalies(session, now)
+        seed_demo_debt(session, now)
+        seed_demo_rollbacks(session, now)
 
 
 DEMO_ADMIN = "admin"

@@ -62,7 +62,7 @@ MEASURED_FLAGS: dict[str, str] = {
 def add_tco_commands(sub: Any, common: AddCommon) -> None:
     """Register ``tco`` and ``advise`` on the CLI's sub-parsers."""
     tco = sub.add_parser("tco", help="five-year total cost of ownership: local vs cloud")
-    common(tco, db=False)
+    common(tco)
     tco.add_argument("--years", default=None, help="horizon in years (default 5)")
     tco.add_argument("--currency", default=None, help="ISO 4217 code (default CNY)")
     for dest, flag in TCO_FLAGS.items():
@@ -70,6 +70,12 @@ def add_tco_commands(sub: Any, common: AddCommon) -> None:
     for dest, flag in MEASURED_FLAGS.items():
         tco.add_argument(flag, dest=dest, default=None, metavar="N", help=_flag_help(dest))
     tco.add_argument("--gpus", default=None, metavar="N", help="measured GPU count")
+    tco.add_argument(
+        "--measured",
+        action="store_true",
+        help="take GPU count, tokens per month, the cloud price of that token mix and GPU "
+        "depreciation from the last 30 days in the store (flags still win)",
+    )
     tco.add_argument("--json", action="store_true", help="JSON (amounts as strings)")
 
     adv = sub.add_parser("advise", help="local / cloud / hybrid placement per workload")
@@ -167,9 +173,45 @@ def tco_inputs_from_args(args: argparse.Namespace, config: Any) -> TcoInputs:
         raise ConfigError(f"--{field.replace('_', '-')}", [problem]) from None
 
 
+def _fill_measured(args: argparse.Namespace, config: Any, config_path: Path) -> list[str]:
+    """For ``--measured``: put what the store measured into the flags the user left empty;
+    returns the notes on what could not be measured."""
+    from daemon.board.tco import measure_tco
+    from daemon.costs.figures import Money
+    from daemon.store.db import session_scope
+
+    engine = _open_session_factory(args, config, config_path)
+    if engine is None:
+        return ["no database yet: nothing measured"]
+    try:
+        with session_scope(engine) as session:
+            measured = measure_tco(session, datetime.now(UTC), config.costs)
+    finally:
+        engine.dispose()
+    notes = list(measured.notes)
+    currency = (getattr(args, "currency", None) or config.costs.tco.currency).strip().upper()
+    for dest in (*MEASURED_FLAGS, "gpus"):
+        value = getattr(measured, dest)
+        if getattr(args, dest, None) is not None or value is None:
+            continue
+        if isinstance(value, Money):  # never converted: no live FX
+            if value.currency != currency:
+                notes.append(f"{dest} is in {value.currency}, the TCO in {currency}: not used")
+                continue
+            value = value.amount
+        setattr(args, dest, str(value))
+    if args.tokens_per_month is not None and args.cloud_price_per_million is None:
+        notes.append("no cloud price in the TCO's currency: measured tokens not used")
+        args.tokens_per_month = None
+    return notes
+
+
 def cmd_tco(args: argparse.Namespace) -> int:
     """``tcowatch tco``: print the local vs cloud comparison as a table or ``--json``."""
-    config, _ = load_config(getattr(args, "config", None))
+    config, config_path = load_config(getattr(args, "config", None))
+    if getattr(args, "measured", False):
+        for note in _fill_measured(args, config, config_path):
+            print(f"tcowatch: measured: {note}", file=sys.stderr)
     inputs = tco_inputs_from_args(args, config)
     result = compute_tco(inputs)
     if getattr(args, "json", False):

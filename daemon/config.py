@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -475,6 +476,32 @@ class NotifyConfig(_Section):
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
 
 
+def _at_least_a_minute(value: timedelta) -> timedelta:
+    if value < timedelta(minutes=1):
+        raise ValueError("expected at least 1m")
+    return value
+
+
+SlaTarget = Annotated[Duration, AfterValidator(_at_least_a_minute)]
+"""A time-to-restore target: a duration of one minute or more."""
+
+
+class RollbacksConfig(_Section):
+    """Time-to-restore targets of recorded rollbacks (the board's SLA clocks).
+
+    A rollback stores its target when it is recorded: the one given, else ``services[name]``,
+    else ``default_target``. The ``rollback_sla`` rule reads that stored target.
+    """
+
+    default_target: SlaTarget = timedelta(hours=4)
+    services: dict[str, SlaTarget] = Field(default_factory=dict)
+    """Per-service targets, e.g. ``{checkout: 1h}``."""
+
+    def target_for(self, service: str) -> timedelta:
+        """The target a new rollback of ``service`` gets when none is given."""
+        return self.services.get(service, self.default_target)
+
+
 class Config(_Section):
     """The whole configuration. Every key is listed in the README's reference."""
 
@@ -494,6 +521,7 @@ class Config(_Section):
     channels: list[ChannelConfig] = Field(default_factory=list)
     costs: CostsConfig = CostsConfig()
     billing: BillingConfig = BillingConfig()
+    rollbacks: RollbacksConfig = RollbacksConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

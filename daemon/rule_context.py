@@ -614,7 +614,7 @@ class ContextBuilder:
                 restored_at=as_utc(row.restored_at) if row.restored_at else None,
                 sla_target=timedelta(seconds=row.sla_target_seconds),
                 reason=row.reason,
-                owner=row.created_by,
+                owner=row.owner or row.created_by,
             )
             for row in rows
         )

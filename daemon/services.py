@@ -5,14 +5,15 @@ The web app reads everything through ``Services``; it never calls collectors or 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
-from daemon.config import WebConfig
+from daemon.config import CostsConfig, RollbacksConfig, WebConfig
+from daemon.notify.channels.base import Channel
 from daemon.state import LiveState
 
 
@@ -37,3 +38,12 @@ class Services:
     """The ``web`` config section: access (anonymous read, sessions, cookies, login limits)."""
     lifespans: list[Callable[..., object]] = field(default_factory=list)
     """Async context-manager factories taking the Litestar app (scheduler start/stop)."""
+    channels: Mapping[str, Channel] = field(default_factory=dict)
+    """The configured notification channels by name (the channels page, its test send)."""
+    notify_receiver: str = "tcowatch"
+    """``notify.receiver``: the receiver name test notifications carry."""
+    rollbacks: RollbacksConfig = field(default_factory=RollbacksConfig)
+    """The ``rollbacks`` config section: SLA targets per service."""
+    costs: CostsConfig | None = None
+    """The ``costs`` config section (cost models, budgets, TCO inputs); ``None``: the pages
+    fall back to what the live cost figures carry."""

@@ -23,10 +23,18 @@ from litestar.types import ControllerRouterHandler
 from daemon.exporter import ExpositionCache
 from daemon.services import Services
 from web.auth import PUBLIC, access_guard, build_access, principal_of, unauthorized
+from web.controllers.alerts import AlertsController
+from web.controllers.anomalies import AnomaliesController
 from web.controllers.audit import AuditController
 from web.controllers.board import BoardController
+from web.controllers.channels import ChannelsController
+from web.controllers.costs import CostsController
+from web.controllers.debt import DebtController
+from web.controllers.fleet import FleetController
 from web.controllers.health import HealthController
 from web.controllers.login import LoginController
+from web.controllers.rollbacks import RollbacksController
+from web.controllers.tco import TcoController
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +139,14 @@ def create_app(
     return Litestar(
         route_handlers=[
             BoardController,
+            FleetController,
+            CostsController,
+            TcoController,
+            AnomaliesController,
+            RollbacksController,
+            DebtController,
+            AlertsController,
+            ChannelsController,
             LoginController,
             AuditController,
             Router("/", route_handlers=[HealthController], opt=public),

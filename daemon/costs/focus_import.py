@@ -13,11 +13,16 @@ once per call, so the parts add up instead of each one replacing the previous. T
 this for all paths of one source, and ``FocusWatcher`` does it for the files of one folder,
 re-reading the unchanged files that share a period with a changed one.
 
+Speed (``bench/bench_focus_import.py``): lines go to the driver as plain tuples a batch at a
+time (``executemany`` on SQLite, ``COPY`` on PostgreSQL), row keys ascend through a file so the
+unique key index is appended to, and a first import into an empty table on SQLite builds the
+secondary indexes once at the end instead of line by line, in the same transaction.
+
 Error contract: a file that cannot be read (``FocusFileError``), a bad row in stop mode
 (``FocusRowError``, ``path:line: column: message``) or a line whose row key is already stored
 for the source (``FocusImportError``) rolls the whole call back and is raised; the previous
 lines stay. In skip mode bad rows are skipped and reported in ``ImportResult``. Database
-errors propagate unchanged (after the rollback).
+errors propagate as SQLAlchemy's ``DBAPIError`` subclasses (after the rollback).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import JSON, DateTime, Numeric
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
@@ -52,7 +57,7 @@ logger = logging.getLogger(__name__)
 OnError = Literal["stop", "skip"]
 Progress = Callable[[int], None]
 
-BULK_CACHE_KIB = 128 * 1024
+BULK_CACHE_KIB = 32 * 1024
 """SQLite page cache (KiB) of the import's connection while it imports."""
 MAX_ERRORS = 20
 """Rejected rows listed in ``ImportResult.errors``; ``rows_rejected`` counts them all."""
@@ -62,6 +67,7 @@ FOCUS_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _GENERIC_FOLDER = re.compile(r"^(?:data|[^=]+=.*|[\d_.:T-]+|[0-9a-fA-F]{32}|[0-9a-fA-F-]{36})$")
 """Folder names that say nothing about the export: ``data``, partitions (``BILLING_PERIOD=
 2025-01``), dates and date ranges (``20250101-20250131``) and run ids (UUIDs)."""
+_TABLE = CostRecord.__tablename__
 
 
 class FocusImportError(ValueError):
@@ -138,10 +144,11 @@ def with_billing_period(line: CostLine) -> CostLine:
 def _bulk_cache(session: Session) -> Iterator[None]:
     """On SQLite, a page cache of ``BULK_CACHE_KIB`` for the import, then the previous one.
 
-    The three indexes of ``cost_record`` take each line at scattered places; with the default
-    2 MiB cache SQLite spills and re-reads index pages all along, and a million-line import
-    spends about a third more time in SQLite. The cache is bounded, so memory stays flat
-    however big the file. Durability is untouched (same journal, same ``synchronous``).
+    Row keys ascend through a file and lines come in grouped by billing period, so most index
+    updates are appends; the cache holds the few places an index is written at, and it is the
+    memory SQLite sorts in when a first import builds the indexes (``_begin_sqlite``). It is
+    bounded, so memory stays flat however big the file. Durability is untouched (same
+    journal, same ``synchronous``).
     """
     connection = session.connection()
     if connection.dialect.name != "sqlite":
@@ -158,12 +165,67 @@ def _bulk_cache(session: Session) -> Iterator[None]:
             logger.debug("restoring the SQLite cache size failed", exc_info=True)
 
 
-class _Replacer:
-    """Deletes each billing period of a source once per transaction, before its first line."""
+def _begin_sqlite(connection: Connection) -> list[str] | None:
+    """Take SQLite's write lock now; when ``cost_record`` is empty, drop its secondary indexes.
 
-    def __init__(self, session: Session, source: str) -> None:
+    Returns the ``CREATE INDEX`` statements of the dropped indexes (to run before the commit),
+    or ``None`` when the table holds lines. Building an index once over the sorted lines costs
+    a fraction of updating it line by line; the unique row-key index stays, so duplicates are
+    still refused as they come. The drop is part of the transaction: a rollback restores it,
+    and readers (WAL) keep their indexed snapshot meanwhile.
+    """
+    driver = connection.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        # pysqlite defers BEGIN to the first write: take the lock before reading, so that the
+        # emptiness seen here holds until the commit and the DROP INDEX below is transactional
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if connection.exec_driver_sql(f"SELECT 1 FROM {_TABLE} LIMIT 1").first() is not None:
+        return None
+    statements = []
+    listed = connection.exec_driver_sql(f"PRAGMA index_list({_TABLE})").all()
+    for _seq, name, unique, origin, *_ in listed:
+        if unique or origin != "c":  # keep the row-key constraint and any unique index
+            continue
+        sql = connection.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+        ).scalar()
+        if sql:
+            statements.append(str(sql))
+            connection.exec_driver_sql(f'DROP INDEX "{name}"')
+    if statements:
+        logger.debug("%s is empty: building %d indexes after the import", _TABLE, len(statements))
+    return statements
+
+
+@contextmanager
+def _import_transaction(engine: Engine, source: str) -> Iterator[_Replacer]:
+    """One import's transaction: commits when the body succeeds, rolls back when it raises.
+
+    On SQLite the write lock is taken first, the page cache is enlarged (``_bulk_cache``) and
+    into an empty ``cost_record`` the lines go in before its secondary indexes are built
+    (``_begin_sqlite``). Database errors propagate (after the rollback).
+    """
+    with session_scope(engine) as session, _bulk_cache(session):
+        connection = session.connection()
+        deferred = _begin_sqlite(connection) if connection.dialect.name == "sqlite" else None
+        replacer = _Replacer(session, source, empty=deferred is not None)
+        yield replacer
+        for statement in deferred or ():
+            connection.exec_driver_sql(statement)
+
+
+class _Replacer:
+    """Deletes each billing period of a source once per transaction, before its first line.
+
+    ``empty``: the table held no line when the transaction began, so a period met for the first
+    time has none either (lines of this transaction belong to periods already met) and nothing
+    is deleted.
+    """
+
+    def __init__(self, session: Session, source: str, *, empty: bool = False) -> None:
         self.session = session
         self.source = source
+        self.empty = empty
         self.replaced: set[datetime] = set()
         self.writer = _Writer(session, source)
 
@@ -173,6 +235,8 @@ class _Replacer:
         if period in self.replaced:
             return 0
         self.replaced.add(period)
+        if self.empty:
+            return 0
         return delete_billing_period(self.session, source=self.source, billing_period_start=period)
 
 
@@ -209,7 +273,7 @@ def _memo_json(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 class _Writer:
-    """Inserts ``LineColumns`` with one statement executed per batch (``executemany``).
+    """Inserts ``LineColumns`` a batch at a time on the driver's own cursor.
 
     The same rows as ``ledger.add_lines``, without its per-line work: parameters are made
     column by column, with the column types' own bind processors (remembered for the
@@ -217,9 +281,12 @@ class _Writer:
     the very same stored value: on SQLite a money column is bound as ``float(Decimal)``, which
     ``LineColumns.floats`` gives straight from the text; a JSON column stores the text of the
     mapping, which ``LineColumns.json`` gives compact and ready. The rows read back
-    identically through the ORM.
+    identically through the ORM. They go to the driver as plain tuples, made one at a time
+    while it consumes them (nothing per batch is kept): ``executemany`` on SQLite, ``COPY``
+    on psycopg (PostgreSQL's bulk load), ``executemany`` on any other driver.
     Falls back to ``ledger.add_lines`` for a driver whose parameter style it does not write
-    or a ``cost_record`` column that is not a ``CostLine`` field.
+    or a ``cost_record`` column that is not a ``CostLine`` field. Driver errors come out as
+    SQLAlchemy's (``IntegrityError`` for a duplicate row key), like through ``Session``.
     """
 
     def __init__(self, session: Session, source: str) -> None:
@@ -232,6 +299,8 @@ class _Writer:
         names = [c.name for c in columns]
         marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
         self.fast = marker is not None and set(names) <= set(CostLine.__dataclass_fields__)
+        into = f"{table.name} ({', '.join(names)}, source, import_batch)"
+        self.copy = f"COPY {into} FROM STDIN" if dialect.driver == "psycopg" else None
         self.plan: list[tuple[str, str, Callable[[Any], Any] | None]] = []
         for column in columns:
             process = column.type.dialect_impl(dialect).bind_processor(dialect)
@@ -240,18 +309,17 @@ class _Writer:
             if process is not None and isinstance(impl, DateTime):
                 process = _memo(process)
             elif process is not None and isinstance(impl, JSON):
-                # the stored text of the mapping (SQLite, psycopg): any JSON of it reads back
-                how = "json" if isinstance(process({}), str) else how
+                # the stored text of the mapping (SQLite binds text; COPY takes the column's
+                # text): any JSON of it reads back the same
+                text = self.copy is not None or isinstance(process({}), str)
+                how = "json" if text else how
                 process = _memo_json(process)
             elif process is not None and isinstance(impl, Numeric):
                 # SQLite binds float(value): the nearest double, which LineColumns.floats has
                 how = "float" if type(process(Decimal("0.1"))) is float else how
             self.plan.append((column.name, how, process))
         placeholders = ", ".join([marker or "?"] * (len(names) + 2))
-        self.sql = (
-            f"INSERT INTO {table.name} ({', '.join(names)}, source, import_batch) "
-            f"VALUES ({placeholders})"
-        )
+        self.sql = f"INSERT INTO {into} VALUES ({placeholders})"
 
     def _params(self, batch: LineColumns, name: str, how: str, process: Any) -> Sequence[Any]:
         if how == "float":
@@ -282,9 +350,26 @@ class _Writer:
             return add_lines(self.session, lines, source=self.source, import_batch=import_batch)
         columns = [self._params(batch, *step) for step in self.plan]
         tail = (repeat(self.source, batch.size), repeat(import_batch, batch.size))
-        rows = list(zip(*columns, *tail, strict=False))
-        self.connection.exec_driver_sql(self.sql, rows)
-        return len(rows)
+        self._write(zip(*columns, *tail, strict=False))
+        return batch.size
+
+    def _write(self, rows: Iterator[tuple[Any, ...]]) -> None:
+        dialect = self.connection.dialect
+        dbapi = dialect.loaded_dbapi
+        # the driver's own cursor: both drivers take rows from an iterator, psycopg's has copy()
+        cursor: Any = self.connection.connection.cursor()
+        try:
+            if self.copy is not None:
+                with cursor.copy(self.copy) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                cursor.executemany(self.sql, rows)
+        except dbapi.Error as exc:
+            statement = self.copy or self.sql
+            raise DBAPIError.instance(statement, None, exc, dbapi.Error, dialect=dialect) from exc
+        finally:
+            cursor.close()
 
 
 def with_billing_periods(batch: LineColumns) -> LineColumns:
@@ -374,8 +459,7 @@ def import_focus_files(
     first failing file, after rolling everything back; database errors propagate.
     """
     try:
-        with session_scope(engine) as session, _bulk_cache(session):
-            replacer = _Replacer(session, source)
+        with _import_transaction(engine, source) as replacer:
             return [
                 _import_file(
                     path,
@@ -523,8 +607,7 @@ class FocusWatcher:
     ) -> list[ImportResult]:
         changed.sort(key=lambda p: (stable[p][1], str(p)))
         done: dict[Path, ImportResult] = {}
-        with session_scope(self.engine) as session, _bulk_cache(session):
-            replacer = _Replacer(session, source)
+        with _import_transaction(self.engine, source) as replacer:
             for path in changed:
                 previous = self._imported.get(path)
                 for period in previous.periods if previous else ():

@@ -238,6 +238,8 @@ class Rollback(SQLModel, table=True):
     restored_at: datetime | None = None
     sla_target_seconds: int = 4 * 3600
     created_by: str = Field(default="", max_length=255)
+    owner: str = Field(default="", max_length=255)
+    incident_url: str = Field(default="", max_length=2000)
 
 
 class DebtItem(SQLModel, table=True):
@@ -255,6 +257,15 @@ class DebtItem(SQLModel, table=True):
     due_date: datetime | None = None
     created_at: datetime
     source_fingerprint: str | None = Field(default=None, max_length=16)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    effort_days: float | None = None
+    """Estimated effort to pay the debt off, in person-days."""
+    links: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    source_kind: str = Field(default="", max_length=16)
+    """``alert`` or ``anomaly`` when raised from one (``source_ref`` names it), else empty."""
+    source_ref: str = Field(default="", max_length=64)
+    updated_at: datetime | None = None
+    closed_at: datetime | None = None
 
 
 class Anomaly(SQLModel, table=True):
@@ -275,9 +286,26 @@ class Anomaly(SQLModel, table=True):
     created_at: datetime
     rule: str = Field(default="", max_length=255)
     """The ``cost_anomaly`` rule (alertname) that recorded it."""
+    acknowledged_by: str = Field(default="", max_length=255)
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
     dimensions: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
     """The series' labels: ``provider``, ``service``, ``account``."""
     updated_at: datetime | None = None
+
+
+class Comment(SQLModel, table=True):
+    """A comment on a board item (``subject`` ``anomaly`` or ``debt``, ``subject_id`` its id)."""
+
+    __tablename__ = "comment"
+    __table_args__ = (Index("ix_comment_subject", "subject", "subject_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str = Field(max_length=16)
+    subject_id: int
+    author: str = Field(max_length=255)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime
 
 
 class CostRecord(SQLModel, table=True):

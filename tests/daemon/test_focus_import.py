@@ -19,6 +19,7 @@ from collectors import focus, focus_arrow
 from collectors.base import CostLine
 from collectors.focus import FocusFileError, FocusRowError, open_focus
 from daemon.costs.focus_import import (
+    FocusImportError,
     FocusWatcher,
     OnError,
     default_source,
@@ -465,3 +466,78 @@ def test_it_imports_part_files_with_identical_lines_into_one_source(tmp_path) ->
         total, rows = session.exec(select(func.sum(CostRecord.billed_cost), func.count())).one()
     assert (D(str(total)), rows) == (D("2.50"), 4)
     engine.dispose()
+
+
+def cost_record_indexes(engine: Engine) -> list[tuple[str, str | None]]:
+    """Name and ``CREATE`` statement of every index on ``cost_record`` (SQLite)."""
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+            "AND tbl_name = 'cost_record' ORDER BY name"
+        ).all()
+    return [(str(name), sql) for name, sql in rows]
+
+
+def test_it_builds_the_same_indexes_after_a_first_import(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    before = cost_record_indexes(sqlite_engine)
+    assert any(sql for _, sql in before)  # secondary indexes the first import rebuilds
+    jan = focus_csv(tmp_path / "jan.csv", "2025-01", ["1.00", "2.00"])
+    feb = focus_csv(tmp_path / "feb.csv", "2025-02", ["4.00"])
+    results = import_focus_files(sqlite_engine, [jan, feb], source="focus:t")
+    assert [r.replaced_rows for r in results] == [0, 0]
+    assert cost_record_indexes(sqlite_engine) == before
+    assert stored_sums(sqlite_engine, "focus:t") == (3, Decimal("7.00"), Decimal("7.00"))
+    again = import_focus(sqlite_engine, jan, source="focus:t")  # not empty: deletes the period
+    assert again.replaced_rows == 2
+    assert stored_sums(sqlite_engine, "focus:t") == (3, Decimal("7.00"), Decimal("7.00"))
+
+
+def test_it_keeps_the_indexes_when_a_first_import_fails(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    before = cost_record_indexes(sqlite_engine)
+    good = focus_csv(tmp_path / "good.csv", "2025-01", ["1.00"])
+    bad = focus_csv(tmp_path / "bad.csv", "2025-02", ["7.00", "$8.00"])
+    with pytest.raises(FocusRowError):
+        import_focus_files(sqlite_engine, [good, bad], source="focus:t")
+    assert cost_record_indexes(sqlite_engine) == before
+    with pytest.raises(FocusImportError):  # the same lines twice
+        import_focus_files(sqlite_engine, [good, good], source="focus:t")
+    assert cost_record_indexes(sqlite_engine) == before
+    assert stored_sums(sqlite_engine, "focus:t")[0] == 0
+
+
+def test_it_refuses_a_row_key_stored_in_another_period_and_keeps_the_old_lines(
+    engine: Engine, tmp_path: Path
+) -> None:
+    old = focus_csv(tmp_path / "old.csv", "2025-01", ["1.00", "2.00"])
+    import_focus(engine, old, source="focus:t")
+    jan = focus_csv(tmp_path / "jan.csv", "2025-01", ["3.00"])
+    with open_focus(jan) as reader:
+        line = next(reader.rows())
+    feb = datetime(2025, 2, 1, tzinfo=UTC)
+    clash = replace(  # another period's line that holds jan.csv's row key
+        line,
+        billing_period_start=feb,
+        billing_period_end=datetime(2025, 3, 1, tzinfo=UTC),
+        charge_period_start=feb,
+        charge_period_end=datetime(2025, 2, 2, tzinfo=UTC),
+        billed_cost=Decimal("5.00"),
+        effective_cost=Decimal("5.00"),
+    )
+    with session_scope(engine) as session:
+        add_lines(session, [clash], source="focus:t", import_batch="other")
+    with pytest.raises(FocusImportError, match="row key is already stored"):
+        import_focus(engine, jan, source="focus:t")  # replaces January, meets February's key
+    assert stored_sums(engine, "focus:t") == (3, Decimal("8.00"), Decimal("8.00"))
+
+
+def test_it_refuses_one_file_twice_in_a_call_into_an_empty_store(
+    engine: Engine, tmp_path: Path
+) -> None:
+    jan = focus_csv(tmp_path / "jan.csv", "2025-01", ["1.00", "2.00"])
+    with pytest.raises(FocusImportError, match="row key is already stored"):
+        import_focus_files(engine, [jan, jan], source="focus:t")
+    assert stored_sums(engine, "focus:t")[0] == 0

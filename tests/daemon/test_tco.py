@@ -358,3 +358,47 @@ def test_the_tcowatch_cli_exits_2_with_one_line_for_a_bad_number(no_config: Path
     assert result.stderr.strip() == (
         "tcowatch: --ops-staff-per-year: expected a non-negative number, got 'x'"
     )
+
+
+def test_it_fills_measured_inputs_from_the_store_and_skips_other_currencies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from daemon.board import tco as board_tco
+    from daemon.board.tco import TcoMeasurements
+    from daemon.costs.figures import Money
+    from daemon.store.db import open_store
+
+    db = tmp_path / "m.db"
+    open_store(f"sqlite:///{db}").dispose()
+    measured = TcoMeasurements(
+        window_days=30,
+        gpus=8,
+        utilization=Decimal("0.4"),
+        tokens=Decimal("1000000"),
+        observed_hours=Decimal("720"),
+        tokens_per_month=Decimal("2000000000"),
+        cloud_price_per_million=Money(Decimal("1.10"), "USD"),
+        gpu_capex_per_year=Money(Decimal("60000"), "CNY"),
+        notes=["a note"],
+    )
+    monkeypatch.setattr(board_tco, "measure_tco", lambda *a, **k: measured)
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+
+    def common(p: argparse.ArgumentParser, *, db: bool = True) -> None:
+        p.add_argument("--config", type=Path)
+        if db:
+            p.add_argument("--db")
+
+    add_tco_commands(sub, common)
+    args = parser.parse_args(["tco", "--measured", "--json", "--db", str(db)])
+    monkeypatch.chdir(tmp_path)
+    assert cmd_tco(args) == 0
+    out, err = capsys.readouterr()
+    inputs = json.loads(out)["inputs"]
+    assert "a note" in err
+    assert "cloud_price_per_million is in USD, the TCO in CNY: not used" in err
+    assert args.gpus == "8" and args.gpu_capex_per_year == "60000"
+    assert args.tokens_per_month is None and args.cloud_price_per_million is None
+    assert inputs["hardware_depreciation_per_year"] == "480000"  # 8 GPUs x 60,000
+    assert inputs["measured"] == ["hardware_depreciation_per_year"]

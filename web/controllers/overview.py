@@ -1,7 +1,8 @@
-"""The board overview as plain data: built from one ``LiveView``, rendered as HTML and JSON.
+"""The board overview as plain data: one ``LiveView`` plus the store's figures, as HTML and JSON.
 
-Pure: no I/O, the clock comes in as ``now``. The HTML page and ``/api/v1/overview`` serialise the
-same ``Overview`` so the two never drift apart.
+Pure: no I/O, the clock comes in as ``now`` and the store's part (``StoreOverviewResult``, read
+and cached by ``daemon.board.overview``) comes in ready. The HTML page and ``/api/v1/overview``
+serialise the same ``Overview`` so the two never drift apart.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from daemon.board.overview import StoreOverview, StoreOverviewResult
 from daemon.state import AlertView, CollectorStatus, LiveView
 from web.controllers.cost_summary import CostSummary, build_cost_summary
 
@@ -84,6 +86,10 @@ class Overview:
     collectors: list[CollectorRow]
     costs: CostSummary | None = None
     """Spend, budgets and cost per million tokens (``None`` until first computed)."""
+    store: StoreOverview | None = None
+    """Spend by source, 7-day utilization, idle waste and cache hit rates from the store
+    (``None`` when the store could not be read: ``store_problem`` says why)."""
+    store_problem: str = ""
 
 
 def _short(uuid: str) -> str:
@@ -157,8 +163,15 @@ def _collector_row(status: CollectorStatus) -> CollectorRow:
     )
 
 
-def build_overview(view: LiveView, *, now: datetime, title: str, demo: bool) -> Overview:
-    """Summarise ``view`` for the board. Never raises for any consistent ``LiveView``."""
+def build_overview(
+    view: LiveView,
+    *,
+    now: datetime,
+    title: str,
+    demo: bool,
+    store: StoreOverviewResult | None = None,
+) -> Overview:
+    """Summarise ``view`` and ``store`` for the board; never raises for a consistent view."""
     gpus = _gpu_rows(view)
     readings = [
         r.utilization_ratio for r in gpus if r.state != DOWN and r.utilization_ratio is not None
@@ -179,4 +192,6 @@ def build_overview(view: LiveView, *, now: datetime, title: str, demo: bool) -> 
         alerts=[_alert_row(a) for a in active],
         collectors=[_collector_row(view.collectors[n]) for n in sorted(view.collectors)],
         costs=build_cost_summary(view.costs),
+        store=store.figures if store is not None else None,
+        store_problem=store.problem if store is not None else "",
     )

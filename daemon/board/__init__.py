@@ -1,0 +1,1 @@
+"""Board queries and writes: pure functions over a Session, one module per page."""
