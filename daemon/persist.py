@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Text, case, cast, func
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, delete, select
 
 from daemon.rollup import GpuMinute, Minutes
@@ -126,9 +129,18 @@ def write_rollups(session: Session, minutes: Minutes) -> None:
         )
 
 
-def _weighted_mean(pairs: list[tuple[float, int]]) -> float | None:
-    weight = sum(w for _, w in pairs)
-    return sum(v * w for v, w in pairs) / weight if weight else None
+def _weighted(column: Any) -> tuple[Any, Any]:
+    """SQL sums of ``column * samples`` and of ``samples`` over the rows where it is known."""
+    known = col(column).is_not(None)
+    weight = col(GpuRollup.samples)
+    return (
+        func.sum(case((known, col(column) * weight), else_=None)),
+        func.sum(case((known, weight), else_=None)),
+    )
+
+
+def _mean(total: float | None, weight: float | None) -> float | None:
+    return float(total) / float(weight) if total is not None and weight else None
 
 
 def gpu_windows(
@@ -138,43 +150,60 @@ def gpu_windows(
     down: frozenset[str],
     power_limits: dict[str, float | None],
 ) -> tuple[GpuWindow, ...]:
-    """Per-GPU aggregates of the per-minute rollups with ``bucket_start >= since``."""
+    """Per-GPU aggregates of the per-minute rollups with ``bucket_start >= since``.
+
+    Aggregated in SQL (one row per GPU and one per node and model-instance mapping), never
+    row by row: a rule over 1,024 GPUs reads 1,024 aggregates, not 30,000 rollup objects.
+    Averages are weighted by each minute's sample count, over the minutes that report the
+    field; ``None`` means no minute in the window reported it.
+    """
     inventory = session.exec(select(Gpu, Node).join(Node, col(Gpu.node_id) == col(Node.id))).all()
-    rollups: dict[str, list[GpuRollup]] = defaultdict(list)
-    for rollup in session.exec(
-        select(GpuRollup).where(
-            GpuRollup.resolution_seconds == 60, col(GpuRollup.bucket_start) >= since
+    util_sum, util_weight = _weighted(GpuRollup.avg_utilization_ratio)
+    power_sum, power_weight = _weighted(GpuRollup.avg_power_watts)
+    memory_sum, memory_weight = _weighted(GpuRollup.avg_memory_used_bytes)
+    aggregates = {
+        row[0]: row[1:]
+        for row in session.execute(
+            sql_select(
+                col(GpuRollup.gpu_uuid),
+                func.count(),
+                util_sum,
+                util_weight,
+                func.max(col(GpuRollup.max_utilization_ratio)),
+                power_sum,
+                power_weight,
+                memory_sum,
+                memory_weight,
+            )
+            .where(col(GpuRollup.resolution_seconds) == 60, col(GpuRollup.bucket_start) >= since)
+            .group_by(col(GpuRollup.gpu_uuid))
         )
-    ):
-        rollups[rollup.gpu_uuid].append(rollup)
+    }
     tokens_by_gpu: dict[str, float] = defaultdict(float)
     tokens_by_node: dict[str, float] = defaultdict(float)
     mapped: set[str] = set()
-    for inference in session.exec(
-        select(InferenceRollup).where(
-            InferenceRollup.resolution_seconds == 60, col(InferenceRollup.bucket_start) >= since
+    mapping = cast(col(InferenceRollup.gpu_uuids), Text)
+    for node_name, uuids_text, processed in session.execute(
+        sql_select(
+            col(InferenceRollup.node),
+            mapping,
+            func.sum(col(InferenceRollup.prompt_tokens) + col(InferenceRollup.generation_tokens)),
         )
+        .where(
+            col(InferenceRollup.resolution_seconds) == 60,
+            col(InferenceRollup.bucket_start) >= since,
+        )
+        .group_by(col(InferenceRollup.node), mapping)
     ):
-        processed = inference.prompt_tokens + inference.generation_tokens
-        tokens_by_node[inference.node] += processed
-        for uuid in inference.gpu_uuids or []:
-            tokens_by_gpu[uuid] += processed
+        amount = float(processed or 0.0)
+        tokens_by_node[node_name] += amount
+        for uuid in json.loads(uuids_text) if uuids_text else []:
+            tokens_by_gpu[uuid] += amount
             mapped.add(uuid)
     windows: list[GpuWindow] = []
+    empty: tuple[Any, ...] = (0, None, None, None, None, None, None, None)
     for gpu, node in inventory:
-        rows = rollups.get(gpu.uuid, [])
-        util = [
-            (r.avg_utilization_ratio, r.samples)
-            for r in rows
-            if r.avg_utilization_ratio is not None
-        ]
-        maxes = [r.max_utilization_ratio for r in rows if r.max_utilization_ratio is not None]
-        power = [(r.avg_power_watts, r.samples) for r in rows if r.avg_power_watts is not None]
-        memory = [
-            (r.avg_memory_used_bytes, r.samples)
-            for r in rows
-            if r.avg_memory_used_bytes is not None
-        ]
+        minutes, u_sum, u_w, u_max, p_sum, p_w, m_sum, m_w = aggregates.get(gpu.uuid, empty)
         if gpu.uuid in mapped:
             tokens: float | None = tokens_by_gpu[gpu.uuid]
         else:
@@ -185,12 +214,12 @@ def gpu_windows(
                 node=node.name,
                 index=gpu.index,
                 name=gpu.name,
-                minutes=len(rows),
-                avg_utilization_ratio=_weighted_mean(util),
-                max_utilization_ratio=max(maxes) if maxes else None,
-                avg_power_watts=_weighted_mean(power),
+                minutes=int(minutes),
+                avg_utilization_ratio=_mean(u_sum, u_w),
+                max_utilization_ratio=float(u_max) if u_max is not None else None,
+                avg_power_watts=_mean(p_sum, p_w),
                 power_limit_watts=power_limits.get(gpu.uuid),
-                avg_memory_used_bytes=_weighted_mean(memory),
+                avg_memory_used_bytes=_mean(m_sum, m_w),
                 memory_total_bytes=gpu.memory_total_bytes,
                 inference_tokens=tokens,
                 down=gpu.uuid in down,
