@@ -14,7 +14,7 @@ from jinja2 import Environment
 from litestar import Litestar, Response, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -22,7 +22,7 @@ from litestar.types import ControllerRouterHandler
 
 from daemon.exporter import ExpositionCache
 from daemon.services import Services
-from web.auth import PUBLIC, access_guard, build_access, principal_of, unauthorized
+from web.auth import PUBLIC, access_guard, build_access, forbidden, principal_of, unauthorized
 from web.controllers.alerts import AlertsController
 from web.controllers.anomalies import AnomaliesController
 from web.controllers.audit import AuditController
@@ -159,7 +159,10 @@ def create_app(
         dependencies={"services": Provide(provide_services, use_cache=True)},
         guards=[access_guard],
         middleware=[access.session.middleware],
-        exception_handlers={NotAuthorizedException: unauthorized},
+        exception_handlers={
+            NotAuthorizedException: unauthorized,
+            PermissionDeniedException: forbidden,
+        },
         state=State(access.state),
         template_config=TemplateConfig(
             directory=WEB_DIR / "templates",

@@ -381,6 +381,23 @@ def test_it_keeps_admin_writes_to_admins(
         )
 
 
+def test_it_tells_a_browser_why_a_write_was_refused_in_a_page(
+    logged_in: Callable[[str], TestClient[Litestar]], app: Litestar, board: Board
+) -> None:
+    editor = logged_in("editor")
+    page = editor.post(
+        "/_probe/admin",
+        headers={"x-csrftoken": csrf(editor), "accept": "text/html,application/xhtml+xml"},
+    )
+    assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
+    assert "Not allowed" in page.text and "<script" not in page.text
+    with client_for(app) as client:
+        api = client.post(
+            "/_probe/admin", headers={**bearer(board.tokens["editor"]), "accept": "text/html"}
+        )
+    assert api.status_code == 403 and api.json()["status_code"] == 403
+
+
 # -- every route --------------------------------------------------------------------------------
 
 

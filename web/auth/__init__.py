@@ -10,7 +10,7 @@ from __future__ import annotations
 from web.auth.access import principal_of, remote_address, resolve_principal
 from web.auth.audit import audit_write
 from web.auth.guards import PUBLIC, access_guard, requires_role
-from web.auth.setup import Access, build_access, unauthorized
+from web.auth.setup import Access, build_access, forbidden, unauthorized
 
 __all__ = [
     "PUBLIC",
@@ -18,6 +18,7 @@ __all__ = [
     "access_guard",
     "audit_write",
     "build_access",
+    "forbidden",
     "principal_of",
     "remote_address",
     "requires_role",

@@ -8,9 +8,10 @@ from urllib.parse import quote
 
 from litestar import Request, Response
 from litestar.config.csrf import CSRFConfig
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.response import Redirect
-from litestar.status_codes import HTTP_401_UNAUTHORIZED
+from litestar.status_codes import HTTP_401_UNAUTHORIZED, HTTP_403_FORBIDDEN
+from markupsafe import escape
 
 from web.auth.access import STATE_KEY, AccessContext, bearer_token
 from web.auth.sessions import SessionCookieConfig, session_config, session_keys
@@ -78,4 +79,30 @@ def unauthorized(request: Request[Any, Any, Any], exc: NotAuthorizedException) -
         {"status_code": HTTP_401_UNAUTHORIZED, "detail": exc.detail},
         status_code=HTTP_401_UNAUTHORIZED,
         headers={"WWW-Authenticate": 'Bearer realm="tcowatch"'},
+    )
+
+
+def _from_browser(request: Request[Any, Any, Any]) -> bool:
+    """A board request from a browser (not the JSON API, no bearer token, HTML accepted)."""
+    return (
+        not request.url.path.startswith(API_PREFIX)
+        and bearer_token(request) is None
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
+def forbidden(request: Request[Any, Any, Any], exc: PermissionDeniedException) -> Response[Any]:
+    """403 handler: a short page for a browser (a viewer pressing an editor's button), JSON
+    for everyone else. The detail names the role needed; nothing from the request is echoed."""
+    if _from_browser(request):
+        body = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            "<title>Not allowed - tcowatch</title>"
+            '<link rel="stylesheet" href="/static/board.css"></head><body><main>'
+            f"<h1>Not allowed</h1><p>{escape(str(exc.detail))}</p>"
+            '<p><a href="/">Back to the board</a></p></main></body></html>'
+        )
+        return Response(body, status_code=HTTP_403_FORBIDDEN, media_type="text/html")
+    return Response(
+        {"status_code": HTTP_403_FORBIDDEN, "detail": exc.detail}, status_code=HTTP_403_FORBIDDEN
     )
