@@ -5,10 +5,13 @@ JSON; deterministic, seeded) in a temporary folder, then runs each method in a f
 subprocess so that its peak RSS is its own:
 
 - ``ours``: ``import_focus`` into a fresh SQLite store (schema migrated and libraries loaded
-  before the clock starts, as for the others): every row validated (datatypes, ISO 8601 UTC
-  datetimes, JSON tags, allowed values), stored in one transaction, WAL with
-  ``synchronous=NORMAL``. The store is empty, so this is a first import: the secondary indexes
-  are built after the lines are in.
+  before the clock starts, as for the others), as ``tcowatch import focus`` does it: every row
+  validated (datatypes, ISO 8601 UTC datetimes, JSON tags, allowed values) and stored in one
+  transaction; the import has the database to itself, so it uses a rollback journal with
+  ``synchronous=FULL`` rather than WAL (``focus_import._rollback_journal``). The store is
+  empty, so this is a first import: the secondary indexes are built after the lines are in.
+- ``ours (WAL)``: the same with ``sole_writer=False``, as the daemon's folder watcher imports
+  while the board reads: WAL with ``synchronous=NORMAL`` throughout.
 - ``ours (store not empty)``: the same file into a store that already holds the quarter-size
   file under another source (imported before the clock starts): every index is updated line
   by line, as for every import after the first.
@@ -114,9 +117,13 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
 
 def child(method: str, csv_path: Path, target: Path, profile: bool, seed: Path | None) -> None:
     """Run one method and print a JSON line: rows, seconds, peak RSS (KiB)."""
-    if method == "ours":
-        from daemon.costs.focus_import import import_focus
+    if method in ("ours", "ours-wal"):
+        from functools import partial
+
+        from daemon.costs.focus_import import import_focus as import_any
         from daemon.store.db import open_store
+
+        import_focus = partial(import_any, sole_writer=method == "ours")
 
         engine = open_store(f"sqlite:///{target}")
         if seed is not None:  # a store that already holds lines: no first-import shortcut
@@ -221,6 +228,7 @@ def main() -> None:
         )
         plan: dict[str, Callable[[], dict[str, float]]] = {
             "ours": lambda: measure("ours", big, folder / "ours.db", args.profile),
+            "ours (WAL)": lambda: measure("ours-wal", big, folder / "ours-wal.db"),
             "ours (store not empty)": lambda: measure("ours", big, folder / "ours2.db", seed=small),
             "pandas": lambda: measure("pandas", big, folder / "pandas.db"),
             "duckdb": lambda: measure("duckdb", big, folder / "duck.duckdb"),

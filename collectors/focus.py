@@ -411,40 +411,9 @@ class FocusReader:
         except READ_ERRORS as exc:
             logger.debug("%s: row path from the start: %s", self.path, exc)
             return 0
-        import os
-        def produced():
-            if not os.environ.get("MAPTHREAD"):
-                at = 1
-                for batch in stream:
-                    c = mapper.map(batch, at)
-                    yield c
-                    if c is None: return
-                    at += c.size
-                return
-            import queue, threading
-            q = queue.Queue(maxsize=2)
-            def run():
-                at = 1
-                try:
-                    for batch in stream:
-                        c = mapper.map(batch, at)
-                        if c is not None and os.environ.get("MAPTHREAD") == "2":
-                            c.json("extra"); c.floats("billed_cost")
-                        q.put(c)
-                        if c is None: return
-                        at += c.size
-                    q.put(StopIteration)
-                except BaseException as e:
-                    q.put(e)
-            threading.Thread(target=run, daemon=True).start()
-            while True:
-                c = q.get()
-                if c is StopIteration: return
-                if isinstance(c, BaseException): raise c
-                yield c
-                if c is None: return
         try:
-            for columns in produced():
+            for batch in stream:
+                columns = mapper.map(batch, done + 1)
                 if columns is None:
                     logger.debug("%s: row path from data row %d (a bad row)", self.path, done + 1)
                     return done

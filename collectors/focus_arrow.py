@@ -1,9 +1,9 @@
 """The columnar path of the FOCUS CSV reader: Arrow parses and checks whole batches at once.
 
 ``ArrowCsv`` streams a CSV (plain or gzip) as Arrow record batches of strings (``""`` and
-``null`` read as null) and ``ArrowMapper`` validates each batch column by column and turns it
-into ``LineColumns``, with the same rules, values and row keys as the row path
-(``focus_columns.RowMapper``):
+``null`` read as null; a thread parses a few blocks ahead) and ``ArrowMapper`` validates each
+batch column by column and turns it into ``LineColumns``, with the same rules, values and row
+keys as the row path (``focus_columns.RowMapper``):
 
 - decimals must match a plain decimal pattern (a subset of what the row path accepts: sign
   ``-`` only, ASCII digits, optional fraction and exponent), checked by Arrow's regex kernel;
@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from functools import partial
@@ -57,14 +59,20 @@ from collectors.focus_columns import (
 
 logger = logging.getLogger(__name__)
 
-BLOCK_BYTES = 2 << 20
-"""Bytes of CSV Arrow parses at a time (about 4,000 lines of a 31-column export)."""
+BLOCK_BYTES = 1 << 20
+"""Bytes of CSV Arrow parses at a time (about 2,000 lines of a 31-column export). Arrow holds
+a few dozen blocks' worth of buffers while it reads, so this sets much of the reader's memory;
+bigger blocks are no faster."""
 BATCH_ROWS = 8192
 """Rows mapped together at most (narrow files give more rows per block)."""
+PREFETCH_BLOCKS = 2
+"""Blocks parsed ahead of the one being mapped."""
 
 _CODED = (Kind.DATETIME, Kind.CURRENCY, Kind.ENUM, Kind.KEY_VALUE)
 """Kinds converted once per distinct text."""
 READ_ERRORS = (pa.ArrowException, OSError)
+_END = object()
+"""The parsing thread's last item: the file is read."""
 
 
 class ArrowCsv:
@@ -87,17 +95,56 @@ class ArrowCsv:
                 quoted_strings_can_be_null=True,
             ),
         )
+        self._blocks: queue.Queue[Any] = queue.Queue(maxsize=PREFETCH_BLOCKS)
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
         if list(self._reader.schema.names) != list(columns):
             self.close()
             raise OSError("Arrow read another header")
 
     def __iter__(self) -> Iterator[Any]:
-        """Record batches of at most ``BATCH_ROWS`` rows (none empty)."""
-        for batch in self._reader:
-            for start in range(0, batch.num_rows, BATCH_ROWS):
-                yield batch.slice(start, BATCH_ROWS)
+        """Record batches of at most ``BATCH_ROWS`` rows (none empty).
+
+        A thread parses the next blocks meanwhile (``PREFETCH_BLOCKS`` at most): Arrow's parser
+        runs without the GIL, so parsing overlaps with what the caller does with a batch. A
+        read error is raised here, at the block it happened in. Iterate once; ``close`` stops
+        the thread.
+        """
+        if self._thread is not None:
+            raise RuntimeError("ArrowCsv can be iterated only once")
+        self._thread = threading.Thread(target=self._prefetch, name="focus-csv", daemon=True)
+        self._thread.start()
+        while (item := self._blocks.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            for start in range(0, item.num_rows, BATCH_ROWS):
+                yield item.slice(start, BATCH_ROWS)
+
+    def _prefetch(self) -> None:
+        item: Any = _END
+        try:
+            for block in self._reader:
+                if not self._put(block):
+                    return
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            item = exc
+        self._put(item)
+
+    def _put(self, item: Any) -> bool:
+        """Queue ``item`` unless the reader is being closed; whether it was queued."""
+        while not self._closing.is_set():
+            try:
+                self._blocks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def close(self) -> None:
+        """Stop the parsing thread and release the file."""
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join()
         self._reader.close()
 
 

@@ -32,7 +32,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -49,7 +49,6 @@ from collectors.base import CostLine
 from collectors.focus import FocusFileError, FocusRowError, open_focus
 from collectors.focus_batch import LineColumns
 from daemon.costs.ledger import add_lines, delete_billing_period
-from daemon.store.db import session_scope
 from daemon.store.models import CostRecord, as_utc
 
 logger = logging.getLogger(__name__)
@@ -198,20 +197,75 @@ def _begin_sqlite(connection: Connection) -> list[str] | None:
 
 
 @contextmanager
-def _import_transaction(engine: Engine, source: str) -> Iterator[_Replacer]:
+def _rollback_journal(connection: Connection) -> Iterator[bool]:
+    """On SQLite in WAL mode, a rollback journal and ``synchronous=FULL`` for one import when
+    no other connection has the database open; yields whether it switched.
+
+    WAL writes every page twice: into the WAL, then into the database when the commit
+    checkpoints it. A rollback journal writes a new page once and keeps only the old content of
+    the pages an import changes. With FULL, the journal and the database are synced at the
+    commit: a crash or a power cut rolls the import back, as in WAL, and never corrupts. The
+    switch is tried without waiting and succeeds only when this is the only connection; WAL
+    and the connection's ``synchronous`` come back after the commit or rollback. Meanwhile
+    another process opening the database waits for the import (up to its busy timeout)
+    instead of reading the previous lines. Run it outside a transaction.
+    """
+    driver: Any = connection.connection.driver_connection
+    dbapi = connection.dialect.loaded_dbapi
+
+    def pragma(statement: str) -> Any:
+        return driver.execute(statement).fetchone()[0]
+
+    if driver is None or pragma("PRAGMA journal_mode") != "wal":
+        yield False
+        return
+    timeout, sync = pragma("PRAGMA busy_timeout"), pragma("PRAGMA synchronous")
+    driver.execute("PRAGMA busy_timeout=0")
+    try:
+        switched = pragma("PRAGMA journal_mode=DELETE") == "delete"
+    except dbapi.OperationalError:  # another connection has the database open
+        switched = False
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={int(timeout)}")
+    if not switched:
+        yield False
+        return
+    driver.execute("PRAGMA synchronous=FULL")
+    try:
+        yield True
+    finally:
+        try:
+            driver.execute(f"PRAGMA synchronous={int(sync)}")
+            driver.execute("PRAGMA journal_mode=WAL")
+        except dbapi.Error:  # the next connection of the engine switches it back on connect
+            logger.warning("could not switch the database back to WAL", exc_info=True)
+
+
+@contextmanager
+def _import_transaction(engine: Engine, source: str, *, sole_writer: bool) -> Iterator[_Replacer]:
     """One import's transaction: commits when the body succeeds, rolls back when it raises.
 
-    On SQLite the write lock is taken first, the page cache is enlarged (``_bulk_cache``) and
-    into an empty ``cost_record`` the lines go in before its secondary indexes are built
-    (``_begin_sqlite``). Database errors propagate (after the rollback).
+    On SQLite the write lock is taken first, the page cache is enlarged (``_bulk_cache``), into
+    an empty ``cost_record`` the lines go in before its secondary indexes are built
+    (``_begin_sqlite``), and with ``sole_writer`` the import uses a rollback journal when it
+    has the database to itself (``_rollback_journal``). Database errors propagate (after the
+    rollback).
     """
-    with session_scope(engine) as session, _bulk_cache(session):
-        connection = session.connection()
-        deferred = _begin_sqlite(connection) if connection.dialect.name == "sqlite" else None
-        replacer = _Replacer(session, source, empty=deferred is not None)
-        yield replacer
-        for statement in deferred or ():
-            connection.exec_driver_sql(statement)
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        journal = _rollback_journal(connection) if sole_writer and sqlite else nullcontext(False)
+        with journal, Session(bind=connection, expire_on_commit=False) as session:
+            try:
+                with _bulk_cache(session):
+                    deferred = _begin_sqlite(session.connection()) if sqlite else None
+                    replacer = _Replacer(session, source, empty=deferred is not None)
+                    yield replacer
+                    for statement in deferred or ():
+                        session.connection().exec_driver_sql(statement)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
 
 
 class _Replacer:
@@ -448,18 +502,23 @@ def import_focus_files(
     on_error: OnError = "stop",
     progress: Progress | None = None,
     default_currency: str | None = None,
+    sole_writer: bool = True,
 ) -> list[ImportResult]:
     """Import ``paths`` into ``source`` in one transaction; one result per file, in order.
 
     Each billing period is replaced once for the whole call, so the parts of one export add
     up. ``progress`` is called with the number of lines stored since its previous call.
     ``default_currency`` is the ``BillingCurrency`` of files that have no such column (the
-    FOCUS specification's own examples); without it such files are refused.
+    FOCUS specification's own examples); without it such files are refused. ``sole_writer``
+    (the CLI's case): on SQLite, when no other connection has the database open, import with
+    a rollback journal instead of WAL, about a sixth faster (``_rollback_journal``); other
+    processes that open the database meanwhile wait for the import. Pass ``False`` in a
+    process whose other threads may open connections (the daemon).
     Raises ``FocusFileError``, ``FocusRowError`` (stop mode) or ``FocusImportError`` for the
     first failing file, after rolling everything back; database errors propagate.
     """
     try:
-        with _import_transaction(engine, source) as replacer:
+        with _import_transaction(engine, source, sole_writer=sole_writer) as replacer:
             return [
                 _import_file(
                     path,
@@ -482,6 +541,7 @@ def import_focus(
     on_error: OnError = "stop",
     progress: Progress | None = None,
     default_currency: str | None = None,
+    sole_writer: bool = True,
 ) -> ImportResult:
     """Import one FOCUS file into ``source`` in one transaction (see ``import_focus_files``)."""
     results = import_focus_files(
@@ -491,6 +551,7 @@ def import_focus(
         on_error=on_error,
         progress=progress,
         default_currency=default_currency,
+        sole_writer=sole_writer,
     )
     return results[0]
 
@@ -607,7 +668,7 @@ class FocusWatcher:
     ) -> list[ImportResult]:
         changed.sort(key=lambda p: (stable[p][1], str(p)))
         done: dict[Path, ImportResult] = {}
-        with _import_transaction(self.engine, source) as replacer:
+        with _import_transaction(self.engine, source, sole_writer=False) as replacer:
             for path in changed:
                 previous = self._imported.get(path)
                 for period in previous.periods if previous else ():

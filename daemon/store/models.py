@@ -314,7 +314,6 @@ class CostRecord(SQLModel, table=True):
     __tablename__ = "cost_record"
     __table_args__ = (
         UniqueConstraint("source", "row_key", name="uq_cost_record_row"),
-        Index("ix_cost_record_period", "source", "charge_period_start"),
         Index("ix_cost_record_billing_period", "source", "billing_period_start"),
     )
 

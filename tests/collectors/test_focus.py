@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import gzip
 import json
+import threading
 import tracemalloc
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -451,6 +452,21 @@ def test_it_gives_row_keys_that_ascend_through_a_file_and_follow_its_bytes(
     rows[-1][0] = "12.00"  # one cell of the last row changes every key of the file
     changed = [line.row_key for line in read_all(write_csv(path, BASE, rows))]
     assert all(a[:10] == b[:10] and a[10:] != b[10:] for a, b in zip(keys, changed, strict=True))
+
+
+def test_it_stops_the_parsing_thread_when_reading_stops_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(focus_arrow, "BLOCK_BYTES", 1 << 10)  # many blocks, the queue fills
+    monkeypatch.setattr(focus_arrow, "PREFETCH_BLOCKS", 1)
+    path = write_csv(tmp_path / "long.csv", BASE, [[f"{n}.00", *GOOD[1:]] for n in range(3000)])
+    with open_focus(path) as reader:
+        batches = reader.batches()
+        assert next(batches).size < 3000
+        batches.close()
+    assert not [t for t in threading.enumerate() if t.name == "focus-csv" and t.is_alive()]
+    with open_focus(path) as reader:
+        assert sum(b.size for b in reader.batches()) == 3000  # and reads to the end
 
 
 def test_it_maps_a_batch_the_same_column_by_column_as_row_by_row() -> None:

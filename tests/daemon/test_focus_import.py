@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -541,3 +542,63 @@ def test_it_refuses_one_file_twice_in_a_call_into_an_empty_store(
     with pytest.raises(FocusImportError, match="row key is already stored"):
         import_focus_files(engine, [jan, jan], source="focus:t")
     assert stored_sums(engine, "focus:t")[0] == 0
+
+
+def journal_mode(path: Path) -> str:
+    """The journal mode a new plain connection to the SQLite file finds."""
+    connection = sqlite3.connect(path)
+    try:
+        return str(connection.execute("PRAGMA journal_mode").fetchone()[0])
+    finally:
+        connection.close()
+
+
+def connection_pragmas(engine: Engine) -> tuple[object, ...]:
+    with engine.connect() as connection:
+        return tuple(
+            connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "busy_timeout")
+        )
+
+
+def test_it_imports_with_a_rollback_journal_when_alone_then_returns_to_wal(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "alone.db"
+    engine = open_store(f"sqlite:///{db}")
+    before = connection_pragmas(engine)
+    assert before[0] == "wal"
+    seen: list[str] = []
+    path = focus_csv(tmp_path / "jan.csv", "2025-01", ["1.00", "2.00"])
+    import_focus(engine, path, source="focus:t", progress=lambda _n: seen.append(journal_mode(db)))
+    assert seen == ["delete"]
+    assert journal_mode(db) == "wal" and connection_pragmas(engine) == before
+    bad = focus_csv(tmp_path / "bad.csv", "2025-02", ["7.00", "$8.00"])
+    with pytest.raises(FocusRowError):
+        import_focus(engine, bad, source="focus:t")
+    assert journal_mode(db) == "wal" and connection_pragmas(engine) == before
+    assert stored_sums(engine, "focus:t") == (2, Decimal("3.00"), Decimal("3.00"))
+    engine.dispose()
+
+
+def test_it_stays_in_wal_when_another_connection_has_the_database_open(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "shared.db"
+    engine = open_store(f"sqlite:///{db}")
+    reader = sqlite3.connect(db)
+    try:
+        reader.execute("SELECT count(*) FROM cost_record").fetchone()
+        seen: list[str] = []
+        path = focus_csv(tmp_path / "jan.csv", "2025-01", ["1.00", "2.00"])
+        import_focus(
+            engine,
+            path,
+            source="focus:t",
+            progress=lambda _n: seen.append(reader.execute("PRAGMA journal_mode").fetchone()[0]),
+        )
+        assert seen == ["wal"]
+        assert reader.execute("SELECT count(*) FROM cost_record").fetchone() == (2,)
+    finally:
+        reader.close()
+    engine.dispose()
