@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, delete, select
 
 from collectors.base import Collector, CollectorDown, CollectorError
+from daemon.alert_rows import alert_instance
 from daemon.anomalies import AnomalyFact, anomaly_facts, record_anomalies
 from daemon.costs.budget import Budget
 from daemon.hourly import roll_hours
@@ -349,7 +350,7 @@ class Pipeline:
             for a in session.exec(select(Alert).where(Alert.alertname == spec.name))
             if a.rule_key == key or (not a.rule_key and _owned(spec, a.labels))
         }
-        previous = {fp: _to_instance(row) for fp, row in rows.items()}
+        previous = {fp: alert_instance(row) for fp, row in rows.items()}
         judged = self._judge(builder, configured, previous, now)
         if judged is None:
             return
@@ -393,22 +394,6 @@ class Pipeline:
             close = getattr(channel, "close", None)
             if callable(close):
                 close()
-
-
-def _to_instance(row: Alert) -> AlertInstance:
-    return AlertInstance(
-        fingerprint=row.fingerprint,
-        alertname=row.alertname,
-        labels=dict(row.labels),
-        annotations=dict(row.annotations or {}),
-        state=row.state,
-        active_at=as_utc(row.active_at),
-        value=row.value,
-        fired_at=as_utc(row.fired_at) if row.fired_at else None,
-        resolved_at=as_utc(row.resolved_at) if row.resolved_at else None,
-        keep_firing_since=as_utc(row.keep_firing_since) if row.keep_firing_since else None,
-        last_sent_at=as_utc(row.last_sent_at) if row.last_sent_at else None,
-    )
 
 
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")

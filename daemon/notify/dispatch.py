@@ -42,6 +42,7 @@ from typing import Protocol
 
 from sqlmodel import Session, col, delete, select
 
+from daemon.alert_rows import alert_instance
 from daemon.notify.dedup import LogEntry, needs_update
 from daemon.notify.inhibit import Inhibitor, build_inhibit_rules
 from daemon.notify.outbox import enqueue
@@ -307,7 +308,7 @@ class Dispatcher:
     ) -> None:
         payload = build_webhook_payload(
             receiver=self.receiver,
-            alerts=[_instance(a) for a in alerts],
+            alerts=[alert_instance(a) for a in alerts],
             group_labels=dict(group.group_labels or {}),
             group_key=group.group_key,
             notification_reason=reason,
@@ -350,22 +351,6 @@ def _alert_order(alert: Alert) -> tuple[tuple[int, str], tuple[int, str], int, l
 
     flat = [item for name in sorted(labels) for item in (name, labels[name])]
     return part("job"), part("instance"), len(labels), flat
-
-
-def _instance(row: Alert) -> AlertInstance:
-    return AlertInstance(
-        fingerprint=row.fingerprint,
-        alertname=row.alertname,
-        labels=dict(row.labels),
-        annotations=dict(row.annotations or {}),
-        state=row.state,
-        active_at=as_utc(row.active_at),
-        value=row.value,
-        fired_at=as_utc(row.fired_at) if row.fired_at else None,
-        resolved_at=as_utc(row.resolved_at) if row.resolved_at else None,
-        keep_firing_since=as_utc(row.keep_firing_since) if row.keep_firing_since else None,
-        last_sent_at=as_utc(row.last_sent_at) if row.last_sent_at else None,
-    )
 
 
 __all__ = ["ChannelInfo", "DispatchResult", "Dispatcher", "group_hash"]
