@@ -7,7 +7,7 @@ engine keeps them). A firing or pending alert is marked with the id of an active
 matchers all match its labels. Silences are read and written through
 ``daemon.notify.silences``.
 
-Error contract: ``BoardInputError`` (a ``ValueError`` with ``field`` and ``reason``) for a bad
+Error contract: ``InputError`` (a ``ValueError`` with ``field`` and ``reason``) for a bad
 ``state``, ``filter``, time, duration or silence field; ``create_board_silence`` turns
 ``SilenceError`` into it. ``SilenceNotFound`` and ``SilenceError`` from
 ``daemon.notify.silences.expire_silence`` pass through unchanged. Database errors propagate.
@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import case, func, null
 from sqlmodel import Session, col, or_, select
 
+from daemon.board.errors import InputError
 from daemon.notify.matchers import (
     Matcher,
     MatcherError,
@@ -51,23 +52,6 @@ ALERT_STATES: tuple[str, ...] = ("firing", "pending", "resolved")
 SILENCE_STATES: tuple[str, ...] = ("active", "pending", "expired")
 DEFAULT_DURATION = "2h"
 _ORDER = {state: index for index, state in enumerate(ALERT_STATES)}
-
-
-class BoardInputError(ValueError):
-    """A value from a form, query or JSON body is not acceptable; ``field`` names it."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-    @classmethod
-    def from_message(cls, message: str, default_field: str) -> BoardInputError:
-        """Split a ``"field: reason"`` message (``daemon.notify.silences`` style)."""
-        head, sep, tail = message.partition(": ")
-        if sep and head and " " not in head:
-            return cls(head, tail)
-        return cls(default_field, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,21 +115,21 @@ class SilencePage:
 def parse_filter(text: str | None) -> list[Matcher]:
     """Label matchers from ``?filter=`` (``severity="critical"`` or ``{a="b",c=~"d"}``).
 
-    Empty or ``None`` gives no matchers. Raises ``BoardInputError("filter", ...)``.
+    Empty or ``None`` gives no matchers. Raises ``InputError("filter", ...)``.
     """
     if text is None or not text.strip():
         return []
     try:
         return parse_matchers(text)
     except MatcherError as exc:
-        raise BoardInputError("filter", str(exc)) from None
+        raise InputError("filter", str(exc)) from None
 
 
 def _check_state(state: str | None, known: Sequence[str]) -> str | None:
     if state is None or state == "":
         return None
     if state not in known:
-        raise BoardInputError("state", f"expected one of {', '.join(known)}, got {state!r}")
+        raise InputError("state", f"expected one of {', '.join(known)}, got {state!r}")
     return state
 
 
@@ -193,7 +177,7 @@ def list_alerts(
 ) -> AlertPage:
     """Alerts matching ``state`` (``ALERT_STATES``) and every matcher of ``filter``.
 
-    Sorted firing, pending, resolved; then longest active first. Raises ``BoardInputError``
+    Sorted firing, pending, resolved; then longest active first. Raises ``InputError``
     for an unknown state or a bad filter.
     """
     wanted = _check_state(state, ALERT_STATES)
@@ -273,7 +257,7 @@ def list_board_silences(
 ) -> SilencePage:
     """Silences in ``state`` (``SILENCE_STATES``; ``None``: all), paginated in SQL.
 
-    Raises ``BoardInputError`` for an unknown state.
+    Raises ``InputError`` for an unknown state.
     """
     wanted = _check_state(state, SILENCE_STATES)
     moment = as_utc(now)
@@ -318,14 +302,14 @@ def silence_row(session: Session, silence: Silence, now: datetime) -> SilenceRow
 def parse_moment(text: str | None, field: str) -> datetime | None:
     """An ISO 8601 time from a form (``2026-08-20T18:00``; no zone means UTC), or ``None``.
 
-    Raises ``BoardInputError(field, ...)``.
+    Raises ``InputError(field, ...)``.
     """
     if text is None or not text.strip():
         return None
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise BoardInputError(
+        raise InputError(
             field, f"expected a time like 2026-08-20T18:00 (UTC), got {text.strip()[:64]!r}"
         ) from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -335,16 +319,16 @@ def _duration(text: str) -> timedelta:
     try:
         value = parse_duration(text.strip(), example=DEFAULT_DURATION)
     except ValueError as exc:
-        raise BoardInputError("duration", str(exc)) from None
+        raise InputError("duration", str(exc)) from None
     if value <= timedelta(0):
-        raise BoardInputError("duration", "must be longer than 0s")
+        raise InputError("duration", "must be longer than 0s")
     return value
 
 
 def _printable(field: str, *texts: str) -> None:
     """Refuse NUL characters (no database can store them in text)."""
     if any("\x00" in text for text in texts):
-        raise BoardInputError(field, "contains a NUL character")
+        raise InputError(field, "contains a NUL character")
 
 
 def _utc_or_none(moment: datetime | None, field: str) -> datetime | None:
@@ -353,7 +337,7 @@ def _utc_or_none(moment: datetime | None, field: str) -> datetime | None:
     try:
         return as_utc(moment)
     except OverflowError:
-        raise BoardInputError(field, "out of range") from None
+        raise InputError(field, "out of range") from None
 
 
 def usable_id(text: str) -> bool:
@@ -381,7 +365,7 @@ def create_board_silence(
     """Add a silence from the board (not committed): an end time or a duration, not both.
 
     A duration counts from the start (``now`` when the start is absent or past). Raises
-    ``BoardInputError`` naming the field (``matchers``, ``ends_at``, ``duration``,
+    ``InputError`` naming the field (``matchers``, ``ends_at``, ``duration``,
     ``comment``, ``created_by``).
     """
     moment = as_utc(now)
@@ -390,18 +374,16 @@ def create_board_silence(
     _printable("duration", duration or "")
     has_duration = duration is not None and duration.strip() != ""
     if ends_at is not None and has_duration:
-        raise BoardInputError("duration", "give an end time or a duration, not both")
+        raise InputError("duration", "give an end time or a duration, not both")
     if ends_at is None and not has_duration:
-        raise BoardInputError(
-            "ends_at", f"give an end time or a duration such as {DEFAULT_DURATION}"
-        )
+        raise InputError("ends_at", f"give an end time or a duration such as {DEFAULT_DURATION}")
     start = _utc_or_none(starts_at, "starts_at")
     if ends_at is None:
         assert duration is not None
         try:
             end = max(start or moment, moment) + _duration(duration)
         except OverflowError:
-            raise BoardInputError("duration", "too long: the end would be past year 9999") from None
+            raise InputError("duration", "too long: the end would be past year 9999") from None
     else:
         end = _utc_or_none(ends_at, "ends_at") or moment
     try:
@@ -417,7 +399,7 @@ def create_board_silence(
     except SilenceNotFound:
         raise
     except SilenceError as exc:
-        raise BoardInputError.from_message(str(exc), "matchers") from None
+        raise InputError.from_message(str(exc), "matchers") from None
 
 
 __all__ = [
@@ -426,7 +408,7 @@ __all__ = [
     "SILENCE_STATES",
     "AlertPage",
     "AlertRow",
-    "BoardInputError",
+    "InputError",
     "SilencePage",
     "SilenceRow",
     "alert_matchers",

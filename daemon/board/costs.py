@@ -36,6 +36,7 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from daemon.board.errors import InputError
 from daemon.costs.budget import Budget
 from daemon.costs.ledger import from_money_sum, money_sum
 from daemon.costs.localcost import GpuCostModel
@@ -59,15 +60,6 @@ RATIO = Decimal("0.0001")
 TAG_SAMPLE = 500
 """How many of the period's newest bill lines are read to list the tag keys on offer."""
 EMPTY = ""
-
-
-class InputError(ValueError):
-    """A query or form value is not acceptable; ``field`` names it, ``reason`` says why."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ open strictly longer than its target, the rule's definition; a restored rollback
 target when its time to restore is at most the target.
 
 Error contract: ``record_rollback``, ``restore_rollback`` and the ``parse_*`` helpers raise
-``RollbackInputError`` (a ``ValueError`` with ``field`` and ``reason``) for bad input;
+``InputError`` (a ``ValueError`` with ``field`` and ``reason``) for bad input;
 ``restore_rollback`` raises ``RollbackNotFound`` (a ``LookupError``) for an unknown id and
 ``RollbackAlreadyRestored`` when it is not open. Database errors propagate.
 """
@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
+from daemon.board.errors import InputError
 from daemon.config import RollbacksConfig
 from daemon.store.models import Rollback, as_utc
 from rules.durations import parse_duration
@@ -49,15 +50,6 @@ URL_UNSAFE = frozenset('<>"`\\')
 """Never valid unencoded in a URL (RFC 3986), and the usual tools of markup injection."""
 DEMO_ACTOR = "demo"
 """``created_by`` of the demo's sample rollbacks."""
-
-
-class RollbackInputError(ValueError):
-    """A value that cannot be recorded; ``field`` names it, ``reason`` says why."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 class RollbackNotFound(LookupError):
@@ -163,12 +155,12 @@ class RollbackStats:
 def _text(field: str, value: str, limit: int, *, required: bool, single_line: bool) -> str:
     text = value.strip()
     if required and not text:
-        raise RollbackInputError(field, "required")
+        raise InputError(field, "required")
     if len(text) > limit:
-        raise RollbackInputError(field, f"at most {limit} characters")
+        raise InputError(field, f"at most {limit} characters")
     allowed = "" if single_line else "\n\r\t"
     if any((ord(ch) < 32 or ord(ch) == 127) and ch not in allowed for ch in text):
-        raise RollbackInputError(field, "must not contain control characters or line breaks")
+        raise InputError(field, "must not contain control characters or line breaks")
     return text
 
 
@@ -182,20 +174,20 @@ def check_incident_url(value: str, field: str = "incident_url") -> str:
     if not text:
         return ""
     if len(text) > LONG_TEXT:
-        raise RollbackInputError(field, f"at most {LONG_TEXT} characters")
+        raise InputError(field, f"at most {LONG_TEXT} characters")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        raise RollbackInputError(field, "must not contain spaces or control characters")
+        raise InputError(field, "must not contain spaces or control characters")
     if any(ch in URL_UNSAFE for ch in text):
-        raise RollbackInputError(field, 'characters like < > " ` \\ must be percent-encoded')
+        raise InputError(field, 'characters like < > " ` \\ must be percent-encoded')
     try:
         parts = urlsplit(text)
         host = parts.hostname
     except ValueError:
-        raise RollbackInputError(field, "not a valid URL") from None
+        raise InputError(field, "not a valid URL") from None
     if parts.scheme.lower() not in ("http", "https") or not host:
-        raise RollbackInputError(field, "expected an http:// or https:// link")
+        raise InputError(field, "expected an http:// or https:// link")
     if parts.username is not None or parts.password is not None:
-        raise RollbackInputError(field, "must not contain a user name or password")
+        raise InputError(field, "must not contain a user name or password")
     return text
 
 
@@ -207,9 +199,7 @@ def parse_when(field: str, text: str) -> datetime | None:
     try:
         return as_utc(datetime.fromisoformat(cleaned))
     except (ValueError, OverflowError):
-        raise RollbackInputError(
-            field, "expected a date and time like 2026-08-20T09:30 (UTC)"
-        ) from None
+        raise InputError(field, "expected a date and time like 2026-08-20T09:30 (UTC)") from None
 
 
 def parse_target(field: str, text: str) -> timedelta | None:
@@ -220,12 +210,12 @@ def parse_target(field: str, text: str) -> timedelta | None:
     try:
         return parse_duration(cleaned, example="4h")
     except ValueError as exc:
-        raise RollbackInputError(field, str(exc)) from None
+        raise InputError(field, str(exc)) from None
 
 
 def _check_target(target: timedelta) -> timedelta:
     if not MIN_TARGET <= target <= MAX_TARGET:
-        raise RollbackInputError("sla_target", "expected between 1m and 365d")
+        raise InputError("sla_target", "expected between 1m and 365d")
     return target
 
 
@@ -234,9 +224,9 @@ def _not_future(field: str, moment: datetime, now: datetime) -> datetime:
     try:
         moment = as_utc(moment)
     except OverflowError:
-        raise RollbackInputError(field, "out of range") from None
+        raise InputError(field, "out of range") from None
     if moment > now + CLOCK_SKEW:
-        raise RollbackInputError(field, "is in the future")
+        raise InputError(field, "is in the future")
     return moment
 
 
@@ -253,7 +243,7 @@ def record_rollback(
 ) -> Rollback:
     """Validate ``new`` and add it to ``session`` (flushed, so it has an id).
 
-    Raises ``RollbackInputError`` naming the first bad field.
+    Raises ``InputError`` naming the first bad field.
     """
     service = _text("service", new.service, SHORT_TEXT, required=True, single_line=True)
     from_version = _text(
@@ -261,7 +251,7 @@ def record_rollback(
     )
     to_version = _text("to_version", new.to_version, SHORT_TEXT, required=True, single_line=True)
     if from_version == to_version:
-        raise RollbackInputError("to_version", "must differ from from_version")
+        raise InputError("to_version", "must differ from from_version")
     now = as_utc(now)
     started = _not_future("started_at", new.started_at or now, now)
     target = _check_target(new.sla_target or policy.target_for(service))
@@ -293,7 +283,7 @@ def restore_rollback(
 ) -> Rollback:
     """Mark an open rollback restored at ``restored_at`` (default ``now``).
 
-    Raises ``RollbackNotFound``, ``RollbackAlreadyRestored``, or ``RollbackInputError`` when
+    Raises ``RollbackNotFound``, ``RollbackAlreadyRestored``, or ``InputError`` when
     the time is before the start or in the future.
     """
     rollback = session.get(Rollback, rollback_id, with_for_update=True)
@@ -306,7 +296,7 @@ def restore_rollback(
     now = as_utc(now)
     moment = _not_future("restored_at", restored_at or now, now)
     if moment < as_utc(rollback.started_at):
-        raise RollbackInputError("restored_at", "is before the rollback started")
+        raise InputError("restored_at", "is before the rollback started")
     rollback.restored_at = moment
     session.add(rollback)
     session.flush()

@@ -39,7 +39,8 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from daemon.board.costs import InputError, rolled_until, rollup_spans
+from daemon.board.costs import rolled_until, rollup_spans
+from daemon.board.errors import InputError
 from daemon.config import CostsConfig, TcoConfig
 from daemon.costs.figures import DEFAULT_CLOUD, Money, cost_model, price_book
 from daemon.costs.localcost import GpuCostModel, break_even_tokens_per_month

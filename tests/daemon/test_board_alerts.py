@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from daemon.board.alerts import (
-    BoardInputError,
+    InputError,
     alert_matchers,
     create_board_silence,
     list_alerts,
@@ -97,11 +97,11 @@ def test_it_paginates_alerts(engine: Engine) -> None:
 
 def test_it_names_the_field_of_a_bad_state_or_filter(engine: Engine) -> None:
     with Session(engine) as session:
-        with pytest.raises(BoardInputError) as state:
+        with pytest.raises(InputError) as state:
             list_alerts(session, now=NOW, state="burning")
-        with pytest.raises(BoardInputError) as matcher:
+        with pytest.raises(InputError) as matcher:
             list_alerts(session, now=NOW, filter='severity="critical')
-        with pytest.raises(BoardInputError) as silence_state:
+        with pytest.raises(InputError) as silence_state:
             list_board_silences(session, now=NOW, state="firing")
     assert state.value.field == "state" and "burning" in state.value.reason
     assert matcher.value.field == "filter" and "unterminated double quote" in matcher.value.reason
@@ -206,7 +206,7 @@ def test_it_names_the_field_of_a_bad_silence(
         "author": "bob",
         **fields,
     }
-    with Session(engine) as session, pytest.raises(BoardInputError) as caught:
+    with Session(engine) as session, pytest.raises(InputError) as caught:
         create_board_silence(session, now=NOW, **values)  # type: ignore[arg-type]
     assert caught.value.field == field
     assert words in caught.value.reason
@@ -271,7 +271,7 @@ def test_it_reads_form_times_and_matcher_lines() -> None:
         2026, 8, 20, 16, tzinfo=UTC
     )
     assert parse_moment(" ", "ends_at") is None
-    with pytest.raises(BoardInputError) as caught:
+    with pytest.raises(InputError) as caught:
         parse_moment("tomorrow", "starts_at")
     assert caught.value.field == "starts_at"
     assert matcher_lines(' a="b" \n\n  {c="d", e!="f"}\n') == ['a="b"', '{c="d", e!="f"}']

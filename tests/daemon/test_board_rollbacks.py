@@ -15,9 +15,9 @@ from daemon.board.rollbacks import (
     BREACHED,
     MET,
     ON_TRACK,
+    InputError,
     NewRollback,
     RollbackAlreadyRestored,
-    RollbackInputError,
     RollbackNotFound,
     check_incident_url,
     get_rollback,
@@ -124,7 +124,7 @@ def test_it_refuses_bad_input_naming_the_field(
     engine: Engine, fields: dict[str, object], field: str, reason: str
 ) -> None:
     values: dict[str, object] = {"service": "chat-api", **fields}
-    with pytest.raises(RollbackInputError) as caught:
+    with pytest.raises(InputError) as caught:
         record(engine, new(**values))  # type: ignore[arg-type]
     assert caught.value.field == field
     assert caught.value.reason.startswith(reason)
@@ -151,7 +151,7 @@ def test_it_refuses_bad_input_naming_the_field(
     ],
 )
 def test_it_accepts_only_http_incident_links_and_never_echoes_them(url: str) -> None:
-    with pytest.raises(RollbackInputError) as caught:
+    with pytest.raises(InputError) as caught:
         check_incident_url(url)
     assert caught.value.field == "incident_url"
     assert "secret" not in str(caught.value) and "alert" not in str(caught.value)
@@ -171,11 +171,11 @@ def test_it_parses_form_times_and_targets() -> None:
     assert parse_when("started_at", " ") is None
     assert parse_target("sla_target", "1h30m") == timedelta(minutes=90)
     assert parse_target("sla_target", "") is None
-    with pytest.raises(RollbackInputError, match="started_at: expected a date and time"):
+    with pytest.raises(InputError, match="started_at: expected a date and time"):
         parse_when("started_at", "yesterday")
-    with pytest.raises(RollbackInputError, match="started_at: expected a date and time"):
+    with pytest.raises(InputError, match="started_at: expected a date and time"):
         parse_when("started_at", "0001-01-01T00:00+14:00")
-    with pytest.raises(RollbackInputError, match='sla_target: expected a duration like "4h"'):
+    with pytest.raises(InputError, match='sla_target: expected a duration like "4h"'):
         parse_target("sla_target", "soon")
 
 
@@ -203,7 +203,7 @@ def test_it_refuses_a_restore_before_the_start_or_in_the_future(engine: Engine) 
         (NOW - 2 * HOUR, "is before the rollback started"),
         (NOW + HOUR, "is in the future"),
     ):
-        with session_scope(engine) as session, pytest.raises(RollbackInputError) as caught:
+        with session_scope(engine) as session, pytest.raises(InputError) as caught:
             restore_rollback(session, rid, restored_at=moment, now=NOW)
         assert (caught.value.field, caught.value.reason) == ("restored_at", reason)
     with session_scope(engine) as session:  # exactly at the start is fine

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from daemon.board.costs import InputError
+from daemon.board.errors import InputError
 from daemon.board.tco import (
     TcoMeasurements,
     break_even_tokens,

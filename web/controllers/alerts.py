@@ -32,7 +32,7 @@ from daemon.board.alerts import (
     DEFAULT_DURATION,
     SILENCE_STATES,
     AlertPage,
-    BoardInputError,
+    InputError,
     SilencePage,
     SilenceRow,
     alert_matchers,
@@ -122,7 +122,7 @@ class SilencesOverview:
     expired_total: int = 0
 
 
-def invalid(error: BoardInputError, source: str) -> ValidationException:
+def invalid(error: InputError, source: str) -> ValidationException:
     """A 400 in Litestar's validation shape, naming the field."""
     return ValidationException(
         detail=f"Validation failed: {error}",
@@ -201,7 +201,7 @@ def _create(
     ends_at: datetime | None,
     duration: str | None,
 ) -> SilenceRow:
-    """Create, audit and commit one silence; raises ``BoardInputError``."""
+    """Create, audit and commit one silence; raises ``InputError``."""
     now = services.now()
     with session_scope(services.engine) as session:
         silence = create_board_silence(
@@ -260,7 +260,7 @@ class AlertsController(Controller):
         error = ""
         try:
             page = _alerts(services, alert_state, label_filter, limit, offset)
-        except BoardInputError as exc:
+        except InputError as exc:
             error = str(exc)
             page = AlertPage(
                 [], 0, limit, offset, None, label_filter, dict.fromkeys(ALERT_STATES, 0)
@@ -317,7 +317,7 @@ class AlertsController(Controller):
                 ends_at=parse_moment(data.ends_at, "ends_at"),
                 duration=data.duration if not data.ends_at.strip() else None,
             )
-        except BoardInputError as exc:
+        except InputError as exc:
             return _form_page(services, data, error=str(exc), status_code=HTTP_400_BAD_REQUEST)
         return Redirect(f"/alerts?{urlencode({'created': row.id})}#silences", status_code=303)
 
@@ -341,7 +341,7 @@ class AlertsController(Controller):
         """Firing, pending and recently resolved alerts; each says which silence mutes it."""
         try:
             return _alerts(services, alert_state, label_filter, limit, offset)
-        except BoardInputError as exc:
+        except InputError as exc:
             raise invalid(exc, "query") from None
 
     @get("/api/v1/silences", sync_to_thread=True)
@@ -355,7 +355,7 @@ class AlertsController(Controller):
         """Silences: pending and active first (soonest end first), then expired (latest first)."""
         try:
             return _silences(services, silence_state, limit, offset)
-        except BoardInputError as exc:
+        except InputError as exc:
             raise invalid(exc, "query") from None
 
     @post("/api/v1/silences", sync_to_thread=True)
@@ -373,7 +373,7 @@ class AlertsController(Controller):
                 ends_at=data.ends_at,
                 duration=data.duration,
             )
-        except BoardInputError as exc:
+        except InputError as exc:
             raise invalid(exc, "body") from None
 
     @delete("/api/v1/silences/{silence_id:str}", status_code=200, sync_to_thread=True)

@@ -34,7 +34,6 @@ from daemon.board.costs import (
     CostQuery,
     CurrencyTotal,
     Dimensions,
-    InputError,
     LocalCost,
     TagRow,
     Trend,
@@ -49,6 +48,7 @@ from daemon.board.costs import (
     tag_keys,
     tag_rows,
 )
+from daemon.board.errors import InputError
 from daemon.config import CostsConfig
 from daemon.costs.budget import Budget
 from daemon.costs.figures import cost_model

@@ -27,12 +27,12 @@ from litestar.params import Body, JSONBody, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_409_CONFLICT
 
+from daemon.board.errors import InputError
 from daemon.board.rollbacks import (
     MAX_TARGET,
     MIN_TARGET,
     NewRollback,
     RollbackAlreadyRestored,
-    RollbackInputError,
     RollbackNotFound,
     RollbackPage,
     RollbackRow,
@@ -150,7 +150,7 @@ def human_duration(seconds: int | float | None) -> str:
     return f"{secs}s"
 
 
-def _input_error(exc: RollbackInputError) -> ValidationException:
+def _input_error(exc: InputError) -> ValidationException:
     return ValidationException(
         detail=f"Validation failed: {exc.field}: {exc.reason}",
         extra=[{"key": exc.field, "message": exc.reason, "source": "body"}],
@@ -163,7 +163,7 @@ def _can_write(request: Request[Any, Any, Any]) -> bool:
 
 
 def _create(request: Request[Any, Any, Any], services: Services, new: NewRollback) -> RollbackRow:
-    """Record and audit ``new``; raises ``RollbackInputError``."""
+    """Record and audit ``new``; raises ``InputError``."""
     now = services.now()
     principal = principal_of(request)
     with session_scope(services.engine) as session:
@@ -352,7 +352,7 @@ class RollbacksController(Controller):
                 sla_target=parse_target("sla_target", data.sla_target),
             )
             row = _create(request, services, new)
-        except RollbackInputError as exc:
+        except InputError as exc:
             return Template(
                 template_name="rollbacks_new.html.j2",
                 context=_form_context(services, data, f"{exc.field}: {exc.reason}"),
@@ -385,7 +385,7 @@ class RollbacksController(Controller):
             _restore(request, services, rollback_id, restored_at)
         except RollbackNotFound as exc:
             raise NotFoundException(str(exc)) from None
-        except (RollbackInputError, RollbackAlreadyRestored) as exc:
+        except (InputError, RollbackAlreadyRestored) as exc:
             conflict = isinstance(exc, RollbackAlreadyRestored)
             status = HTTP_409_CONFLICT if conflict else HTTP_400_BAD_REQUEST
             message = str(exc)
@@ -442,7 +442,7 @@ class RollbacksController(Controller):
         seconds = data.sla_target_seconds
         try:
             if seconds is not None and not MIN_TARGET_SECONDS <= seconds <= MAX_TARGET_SECONDS:
-                raise RollbackInputError("sla_target", "expected between 1m and 365d")
+                raise InputError("sla_target", "expected between 1m and 365d")
             new = NewRollback(
                 service=data.service,
                 from_version=data.from_version,
@@ -454,9 +454,9 @@ class RollbacksController(Controller):
                 sla_target=timedelta(seconds=seconds) if seconds is not None else None,
             )
             return _create(request, services, new)
-        except RollbackInputError as exc:
+        except InputError as exc:
             if exc.field == "sla_target":
-                exc = RollbackInputError("sla_target_seconds", "expected 60 to 31536000 seconds")
+                exc = InputError("sla_target_seconds", "expected 60 to 31536000 seconds")
             raise _input_error(exc) from None
 
     @post("/api/v1/rollbacks/{rollback_id:int}/restore", sync_to_thread=True, status_code=200)
@@ -477,5 +477,5 @@ class RollbacksController(Controller):
             raise NotFoundException(str(exc)) from None
         except RollbackAlreadyRestored as exc:
             raise ClientException(str(exc), status_code=HTTP_409_CONFLICT) from None
-        except RollbackInputError as exc:
+        except InputError as exc:
             raise _input_error(exc) from None

@@ -22,7 +22,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 from litestar.response import Template
 
-from daemon.board.costs import InputError
+from daemon.board.errors import InputError
 from daemon.board.tco import (
     FORM_FIELDS,
     TcoMeasurements,
